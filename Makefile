@@ -1,0 +1,57 @@
+# Carina PACS — `make run` starts everything, `make test` runs every check (both set up first).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PG_URL ?= postgres://postgres@127.0.0.1:5432/carina
+PYTEST_ARGS ?=
+
+.PHONY: run test install system-deps lint test-sqlite test-postgres clean benchmark
+
+run: install
+	$(BIN)/carina serve
+
+install: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 is needed (apt-get install python3 python3-venv)"; exit 1; }
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+# Debian tools the tests and DICOM peers need, installed only when missing.
+system-deps:
+	@missing=""; \
+	command -v dcmdump >/dev/null || missing="$$missing dcmtk"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks conftest.py
+	$(BIN)/ruff format --check src tests benchmarks conftest.py
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The whole suite runs twice: on the embedded SQLite default and on PostgreSQL (the test run
+# creates and drops its own database, test_carina).
+test: lint
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: install
+	rm -rf var/test-sqlite
+	CARINA_HOME=$(CURDIR)/var/test-sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: install
+	rm -rf var/test-postgres
+	CARINA_HOME=$(CURDIR)/var/test-postgres CARINA_DATABASE_URL=$(PG_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+benchmark: install
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) var/test-sqlite var/test-postgres

@@ -1,0 +1,815 @@
+"""Ingest throughput and peak memory of Carina's one ingest pipeline, with Orthanc beside it.
+
+Run ``.venv/bin/python benchmarks/ingest.py`` (``--quick`` for a short development run that
+does not touch BENCHMARKS.md). For each database (embedded SQLite, PostgreSQL on
+127.0.0.1:5432) and image size (CT 128x128, CT 512x512, Explicit VR Little Endian, written by
+``carina.core.testing.write_series``) it starts a clean child process in a fresh
+``CARINA_HOME``, runs ``carina migrate`` there, then times only the ingest of the files:
+
+* ``in-process``: the child calls ``carina.archive.ingest.ingest(path, …)`` for each file;
+* ``HTTP``: the child serves the same ``ingest()`` behind a minimal single-threaded
+  ``http.server`` on loopback (a harness, not a Carina endpoint) and this process POSTs one
+  file per request over one keep-alive ``http.client`` connection, as it does to Orthanc.
+
+If ``Orthanc`` is installed, the same files are POSTed to a private Orthanc (own SQLite index
+and storage in a temporary folder, loopback only) through its REST API ``POST /instances``.
+Peak memory is the child's ``ru_maxrss`` from ``os.wait4``. The table is printed, and a full
+run replaces the section ``## Ingest pipeline (benchmarks/ingest.py)`` of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, LiteralString, cast
+
+if TYPE_CHECKING:
+    from carina.tenancy.models import Hospital
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+SECTION_TITLE = "## Ingest pipeline (benchmarks/ingest.py)"
+SETTINGS_MODULE = "carina.config.settings"
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
+ORTHANC = "Orthanc"
+MIB = 1 << 20
+
+
+# --------------------------------------------------------------------------------------------
+# What is measured
+
+
+@dataclass(frozen=True)
+class Image:
+    """One synthetic series: ``count`` CT slices of ``size``x``size`` pixels."""
+
+    size: int
+    count: int
+
+    @property
+    def label(self) -> str:
+        return f"CT {self.size}x{self.size}"
+
+
+@dataclass
+class Row:
+    """One measured run."""
+
+    database: str
+    image: Image
+    path: str
+    instances: int
+    total_bytes: int
+    seconds: float
+    rss_start_kib: int
+    peak_rss_kib: int
+    ratio: float | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.instances / self.seconds
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.total_bytes / MIB / self.seconds
+
+
+@dataclass
+class Files:
+    """The synthesized series of one image size."""
+
+    image: Image
+    folder: Path
+    paths: list[Path] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.paths)
+
+
+def say(message: str) -> None:
+    """Progress goes to stderr, so that stdout keeps only the table."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
+
+
+class Progress:
+    """Prints ``label: done/total`` on stderr at most every few seconds, and at the end."""
+
+    def __init__(self, label: str, total: int, every: float = 5.0) -> None:
+        self.label, self.total, self.every = label, total, every
+        self.done = 0
+        self.start = self.last = time.perf_counter()
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if self.done == self.total or now - self.last >= self.every:
+            self.last = now
+            say(f"    {self.label}: {self.done}/{self.total} ({now - self.start:.1f} s)")
+
+
+def rss_kib(pid: int | str = "self") -> int:
+    """Current resident set size of a process, in KiB (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Child process side (``--worker``): runs in a fresh CARINA_HOME after ``carina migrate``
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
+    import django
+
+    django.setup()
+
+
+def _default_hospital() -> Hospital:
+    """The hospital created by the first migration (slug ``default``)."""
+    from carina.tenancy.lookups import hospital_by_slug
+
+    hospital = hospital_by_slug("default")
+    if hospital is None:
+        raise SystemExit("no 'default' hospital: did carina migrate run?")
+    return hospital
+
+
+def worker_in_process(folder: Path, label: str, result_file: Path) -> int:
+    """Ingest every file of ``folder`` through ``ingest()``; write the timing as JSON."""
+    _setup_django()
+    from carina.archive.ingest import IngestStatus, Origin, ingest
+    from carina.archive.models import Instance, Source
+
+    hospital = _default_hospital()
+    paths = sorted(folder.iterdir())
+    rss_start = rss_kib()
+    progress = Progress(label, len(paths))
+    start = time.perf_counter()
+    for path in paths:
+        result = ingest(path, hospital=hospital, origin=Origin(Source.IMPORT, path.name))
+        if result.status != IngestStatus.STORED:
+            raise SystemExit(f"{path}: {result.status}, expected stored")
+        progress.tick()
+    seconds = time.perf_counter() - start
+    stored = Instance.objects.for_hospital(hospital).count()
+    result_file.write_text(
+        json.dumps({"seconds": seconds, "stored": stored, "rss_start_kib": rss_start})
+    )
+    return 0
+
+
+class _Body:
+    """The request body as a stream of exactly Content-Length bytes (``ingest`` reads to EOF)."""
+
+    def __init__(self, stream: BinaryIO, length: int) -> None:
+        self._stream, self._left = stream, length
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._stream.read(self._left if size < 0 else min(size, self._left))
+        if not data:
+            raise ConnectionError("the client closed the connection mid-body")
+        self._left -= len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def worker_http(result_file: Path) -> int:
+    """Serve ``POST /instances`` → ``ingest()`` on a loopback port for one client connection.
+
+    Single-threaded on purpose: the client sends one request at a time, and Django keeps one
+    database connection per thread. The port and the RSS after set-up go to stdout.
+    """
+    _setup_django()
+    from carina.archive.ingest import IngestError, Origin, ingest
+    from carina.archive.models import Instance, Source
+
+    hospital = _default_hospital()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body are two writes: without TCP_NODELAY, Nagle's algorithm and the
+        # client's delayed ACK add ~40 ms to every answer (Orthanc sets TcpNoDelay too).
+        disable_nagle_algorithm = True
+
+        def do_POST(self) -> None:
+            if self.path != "/instances":
+                self._reply(404, {"error": "POST /instances only"})
+                return
+            body = _Body(cast(BinaryIO, self.rfile), int(self.headers["Content-Length"]))
+            try:
+                result = ingest(
+                    cast(BinaryIO, body),
+                    hospital=hospital,
+                    origin=Origin(Source.API, "benchmark"),
+                    name="benchmark upload",
+                )
+            except IngestError as exc:
+                body.drain()
+                self._reply(exc.http_status, {"error": exc.message})
+                return
+            self._reply(200, {"Status": result.status.value, "ID": result.sop_instance_uid})
+
+        def _reply(self, status: int, payload: dict[str, str]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server.timeout = 300
+    try:
+        port = server.server_address[1]
+        print(json.dumps({"port": port, "rss_start_kib": rss_kib()}), flush=True)
+        server.handle_request()  # the one keep-alive connection, until the client closes it
+    finally:
+        server.server_close()
+    stored = Instance.objects.for_hospital(hospital).count()
+    result_file.write_text(json.dumps({"stored": stored}))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Parent side: processes, databases, Orthanc
+
+
+class Children:
+    """Every process started here, stopped on the way out whatever happens."""
+
+    def __init__(self) -> None:
+        self.live: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc: subprocess.Popen[bytes] = subprocess.Popen(argv, **kwargs)
+        self.live.append(proc)
+        return proc
+
+    def reap(self, proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
+        """Wait for ``proc`` (SIGTERM, then SIGKILL after ``timeout``); (exit code, maxrss)."""
+        deadline = time.monotonic() + timeout
+        signalled = False
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                if signalled:
+                    proc.kill()
+                else:
+                    proc.terminate()
+                    signalled = True
+                    deadline = time.monotonic() + 20
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self.live.remove(proc)
+        return proc.returncode, usage.ru_maxrss
+
+    def stop_all(self) -> None:
+        for proc in list(self.live):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            self.live.remove(proc)
+
+
+def carina_env(home: Path, database_url: str) -> dict[str, str]:
+    """Environment of a Carina child: no inherited CARINA_* variable, only known ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARINA_")}
+    env.update(
+        CARINA_HOME=str(home),
+        CARINA_DATABASE_URL=database_url,
+        CARINA_LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+    )
+    return env
+
+
+def _pg_admin(template: LiteralString, name: str) -> None:
+    """Run ``template`` (with ``{}`` for the database name) in the ``postgres`` database."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        host=PG_HOST,
+        port=PG_PORT,
+        user=PG_USER,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=5,
+    ) as conn:
+        conn.execute(sql.SQL(template).format(sql.Identifier(name)))
+
+
+def pg_version() -> str | None:
+    """The PostgreSQL server version, or None if it cannot be reached."""
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5
+        ) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+    except Exception as exc:
+        say(f"PostgreSQL at {PG_HOST}:{PG_PORT} is not usable ({exc}); skipping its rows.")
+        return None
+    return str(row[0]).split()[0] if row else "?"
+
+
+@contextmanager
+def database(kind: str, home: Path) -> Iterator[str]:
+    """A fresh, empty database; yields its CARINA_DATABASE_URL and drops it afterwards."""
+    if kind == "SQLite":
+        yield f"sqlite:///{home / 'carina.sqlite3'}"
+        return
+    name = f"carina_bench_{os.getpid()}"
+    _pg_admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+    _pg_admin("CREATE DATABASE {}", name)
+    try:
+        yield f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        _pg_admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+
+
+def migrate(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "carina", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"carina migrate failed ({done.returncode}):\n{done.stderr}")
+
+
+def upload(port: int, files: Files, label: str, ok_status: str) -> float:
+    """POST every file to ``/instances`` over one keep-alive connection; return the seconds."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    progress = Progress(label, len(files.paths))
+    try:
+        start = time.perf_counter()
+        for path in files.paths:
+            conn.request(
+                "POST",
+                "/instances",
+                body=path.read_bytes(),
+                headers={"Content-Type": "application/dicom"},
+            )
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200 or json.loads(payload).get("Status") != ok_status:
+                raise RuntimeError(f"{label}: {path.name}: HTTP {response.status} {payload!r}")
+            progress.tick()
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def run_carina(children: Children, kind: str, files: Files, path_kind: str, scratch: Path) -> Row:
+    """One clean child: fresh CARINA_HOME and database, migrate, then the timed ingest."""
+    label = f"{kind} {files.image.label} {path_kind}"
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch))
+    try:
+        with database(kind, home) as url:
+            env = carina_env(home, url)
+            migrate(env)
+            result_file = home / "result.json"
+            script = str(Path(__file__).resolve())
+            if path_kind == "in-process":
+                argv = [
+                    sys.executable,
+                    script,
+                    "--worker",
+                    "in-process",
+                    "--folder",
+                    str(files.folder),
+                    "--label",
+                    label,
+                    "--result",
+                    str(result_file),
+                ]
+                proc = children.start(argv, env=env)
+                code, maxrss = children.reap(proc, timeout=900)
+                if code != 0:
+                    raise RuntimeError(f"{label}: the worker exited with {code}")
+                result = json.loads(result_file.read_text())
+                seconds, rss_start = float(result["seconds"]), int(result["rss_start_kib"])
+            else:
+                argv = [sys.executable, script, "--worker", "http", "--result", str(result_file)]
+                proc = children.start(argv, env=env, stdout=subprocess.PIPE)
+                assert proc.stdout is not None
+                ready = json.loads(proc.stdout.readline() or b"{}")
+                if "port" not in ready:
+                    children.reap(proc, timeout=5)
+                    raise RuntimeError(f"{label}: the HTTP worker did not start")
+                rss_start = int(ready["rss_start_kib"])
+                seconds = upload(int(ready["port"]), files, label, ok_status="stored")
+                code, maxrss = children.reap(proc, timeout=120)
+                if code != 0:
+                    raise RuntimeError(f"{label}: the HTTP worker exited with {code}")
+                result = json.loads(result_file.read_text())
+            if int(result["stored"]) != len(files.paths):
+                raise RuntimeError(f"{label}: {result['stored']} rows, {len(files.paths)} sent")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return Row(
+        kind,
+        files.image,
+        path_kind,
+        len(files.paths),
+        files.total_bytes,
+        seconds,
+        rss_start,
+        maxrss,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def orthanc_version(binary: str) -> str:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return first[0].replace("Orthanc", "").strip() if first else "?"
+
+
+def _orthanc_get(port: int, url: str) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", url)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"Orthanc GET {url}: HTTP {response.status}")
+        return cast(dict[str, Any], json.loads(body))
+    finally:
+        conn.close()
+
+
+def run_orthanc(children: Children, binary: str, files: Files, scratch: Path) -> Row:
+    """A private Orthanc in a temporary folder; time POST /instances of every file."""
+    label = f"Orthanc {files.image.label} HTTP"
+    folder = Path(tempfile.mkdtemp(prefix="orthanc-", dir=scratch))
+    port = free_port()
+    config = {
+        "Name": "CARINA_BENCH",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "index"),
+        "Plugins": [],
+        "HttpServerEnabled": True,
+        "HttpPort": port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "RegisteredUsers": {},
+        "KeepAlive": True,
+        "TcpNoDelay": True,
+        "DicomServerEnabled": False,
+        "StorageCompression": False,
+        "SyncStorageArea": True,
+        "SaveJobs": False,
+        "OverwriteInstances": False,
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
+    try:
+        with (folder / "orthanc.log").open("wb") as log:
+            proc = children.start(
+                [binary, str(folder / "orthanc.json")],
+                cwd=folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                deadline = time.monotonic() + 60
+                while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"Orthanc exited at start-up; see {folder}")
+                    try:
+                        _orthanc_get(port, "/system")
+                        break
+                    except (OSError, RuntimeError):
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("Orthanc did not answer in 60 s") from None
+                        time.sleep(0.2)
+                rss_start = rss_kib(proc.pid)
+                seconds = upload(port, files, label, ok_status="Success")
+                stored = int(_orthanc_get(port, "/statistics")["CountInstances"])
+            finally:
+                code, maxrss = children.reap(proc, timeout=0)
+        if stored != len(files.paths):
+            raise RuntimeError(f"{label}: Orthanc holds {stored}, {len(files.paths)} sent")
+        if code not in (0, -signal.SIGTERM):
+            say(f"note: Orthanc exited with {code} when stopped")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return Row(
+        "Orthanc (own SQLite)",
+        files.image,
+        "HTTP",
+        len(files.paths),
+        files.total_bytes,
+        seconds,
+        rss_start,
+        maxrss,
+    )
+
+
+def synthesize(image: Image, scratch: Path) -> Files:
+    from carina.core.testing import write_series
+
+    folder = scratch / f"ct{image.size}"
+    say(f"  writing {image.count} x {image.label} into {folder} …")
+    return Files(image, folder, write_series(folder, image.count, size=image.size))
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+HEADERS = [
+    "database",
+    "image",
+    "path",
+    "instances",
+    "MB",
+    "seconds",
+    "instances/s",
+    "MB/s",
+    "RSS start MB",
+    "peak RSS MB",
+    "Carina/Orthanc",
+]
+
+
+def cells(row: Row) -> list[str]:
+    return [
+        row.database,
+        row.image.label,
+        row.path,
+        str(row.instances),
+        f"{row.total_bytes / MIB:.1f}",
+        f"{row.seconds:.2f}",
+        f"{row.per_second:.1f}",
+        f"{row.mb_per_second:.2f}",
+        f"{row.rss_start_kib / 1024:.0f}",
+        f"{row.peak_rss_kib / 1024:.0f}",
+        "—" if row.ratio is None else f"{row.ratio:.2f}",
+    ]
+
+
+def text_table(rows: list[Row]) -> str:
+    grid = [HEADERS, *(cells(r) for r in rows)]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(HEADERS))]
+    lines = []
+    for n, line in enumerate(grid):
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < 3 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = [
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join("---" if i < 3 else "---:" for i in range(len(HEADERS))) + "|",
+    ]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _command(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return ""
+
+
+def machine(versions: dict[str, str]) -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = "?"
+    for line in _command(["free", "-g"]).splitlines():
+        if line.startswith("Mem:"):
+            memory = line.split()[1]
+    parts = [
+        f"{_command(['nproc']).strip() or os.cpu_count()} CPUs ({cpu})",
+        f"{memory} GiB RAM (`free -g`)",
+        f"Linux {_command(['uname', '-r']).strip() or platform.release()}",
+        f"Python {platform.python_version()}",
+        *(f"{name} {version}" for name, version in versions.items()),
+    ]
+    return ", ".join(parts)
+
+
+def section(rows: list[Row], machine_line: str, images: list[Image], today: str) -> str:
+    sizes = ", ".join(f"{i.count} x {i.label}" for i in images)
+    return f"""{SECTION_TITLE}
+
+Measured on {today} with `.venv/bin/python benchmarks/ingest.py` on {machine_line}. The
+machine was shared with other jobs during the run: read the figures as orders of magnitude.
+
+Input: one synthetic series per image size ({sizes}; 16-bit MONOCHROME2, random pixel
+values, Explicit VR Little Endian, written by `carina.core.testing.write_series` before any
+timing). Every row runs in a fresh child process with a fresh `CARINA_HOME` (temporary folder
+on the local ext4 disk) and a fresh database (`carina migrate` first, not timed).
+
+{markdown_table(rows)}
+
+What the columns measure:
+
+- **path**: how the objects reached the archive. These are *not* the same code paths, so
+  compare rows of the same path first.
+  - `in-process`: the child process calls `carina.archive.ingest.ingest(Path)` once per file,
+    one after the other. No network, no HTTP parsing: Carina's pipeline alone (staging copy
+    with SHA-256, header parse with pixel data deferred, validation, dedupe look-up, durable
+    blob write with fsync and rename, one indexing transaction).
+  - `HTTP` (Carina rows): the same `ingest()` behind a minimal single-threaded `http.server`
+    inside the child, fed with the request body as a stream. This front end is part of the
+    benchmark, **not a Carina endpoint** (Carina has no HTTP ingest yet; STOW-RS through
+    Django and gunicorn will cost more per request). It exists to put Carina on the same
+    transport as Orthanc.
+  - `HTTP` (Orthanc row): Orthanc's REST API `POST /instances`, Orthanc's defaults for its
+    own SQLite index and file storage (`SyncStorageArea` true, no compression, no plugins, DICOM
+    listener off) in a temporary folder. Orthanc has no PostgreSQL index here (the plugin is
+    not installed), so the same Orthanc figure serves as reference for both databases.
+  - For both `HTTP` paths the client is this script: one keep-alive `http.client`
+    connection to 127.0.0.1, one file per request, the next request sent after the answer;
+    reading the file is inside the timing.
+- **instances**, **MB**: objects sent and their total file size (MB = 2^20 bytes).
+- **seconds**: wall time of the ingest phase only, from the first object to the last answer
+  (no process start, migration or file synthesis). In-process rows are timed by the child,
+  HTTP rows by the client.
+- **instances/s**, **MB/s**: instances and MB divided by seconds.
+- **RSS start MB**: resident memory of the archive process just before the first object
+  (Django set up, database connected, or Orthanc ready).
+- **peak RSS MB**: `ru_maxrss` of the archive process (Carina child or Orthanc) from
+  `os.wait4` once it has exited: the most memory it ever held. It stays flat across image
+  sizes when the pipeline streams instead of loading pixel data.
+- **Carina/Orthanc**: this row's instances/s divided by Orthanc's instances/s for the same image
+  size (above 1: Carina is faster). Only the `HTTP` rows compare like with like; the
+  `in-process` ratio shows what the HTTP transport costs.
+"""
+
+
+def update_benchmarks_md(text: str) -> None:
+    """Replace (or append) the section of this benchmark; keep every other section."""
+    if not BENCHMARKS_MD.exists():
+        BENCHMARKS_MD.write_text(f"# Benchmarks\n\n{text}")
+        return
+    lines = BENCHMARKS_MD.read_text().splitlines(keepends=True)
+    start = end = None
+    fenced = False
+    for n, line in enumerate(lines):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if fenced:
+            continue
+        if start is None and line.rstrip() == SECTION_TITLE:
+            start = n
+        elif start is not None and (line.startswith("## ") or line.startswith("# ")):
+            end = n
+            break
+    if start is None:
+        head = "".join(lines).rstrip("\n")
+        BENCHMARKS_MD.write_text(f"{head}\n\n{text}")
+        return
+    before = "".join(lines[:start])
+    after = "".join(lines[end:]) if end is not None else ""
+    BENCHMARKS_MD.write_text(before + text + ("\n" + after if after else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+def run(args: argparse.Namespace) -> int:
+    images = [Image(128, 40 if args.quick else 300), Image(512, 15 if args.quick else 100)]
+    databases = ["SQLite"]
+    versions = {"SQLite": sqlite3.sqlite_version}
+    if not args.no_postgres and (version := pg_version()):
+        databases.append("PostgreSQL")
+        versions["PostgreSQL"] = version
+    orthanc = (
+        None
+        if args.no_orthanc
+        else shutil.which(ORTHANC) or shutil.which(ORTHANC, path="/usr/sbin:/usr/local/sbin")
+    )
+    if orthanc:
+        versions["Orthanc"] = orthanc_version(orthanc)
+    else:
+        say("Orthanc is not installed (or --no-orthanc): no comparison rows.")
+    paths = ["in-process", "HTTP"]
+    children = Children()
+    rows: list[Row] = []
+    scratch = Path(tempfile.mkdtemp(prefix="carina-bench-"))
+    started = time.perf_counter()
+    try:
+        say(f"Synthesizing the series in {scratch} (not timed) …")
+        series = [synthesize(image, scratch) for image in images]
+        total = len(databases) * len(series) * len(paths) + (len(series) if orthanc else 0)
+        step = 0
+        for kind in databases:
+            for files in series:
+                for path_kind in paths:
+                    step += 1
+                    say(f"[{step}/{total}] {kind} {files.image.label} {path_kind} …")
+                    rows.append(run_carina(children, kind, files, path_kind, scratch))
+                    say(f"    {rows[-1].per_second:.1f} instances/s")
+        if orthanc:
+            for files in series:
+                step += 1
+                say(f"[{step}/{total}] Orthanc {files.image.label} HTTP …")
+                rows.append(run_orthanc(children, orthanc, files, scratch))
+                say(f"    {rows[-1].per_second:.1f} instances/s")
+    finally:
+        children.stop_all()
+        shutil.rmtree(scratch, ignore_errors=True)
+    reference = {r.image: r.per_second for r in rows if r.database.startswith("Orthanc")}
+    for row in rows:
+        if not row.database.startswith("Orthanc") and row.image in reference:
+            row.ratio = row.per_second / reference[row.image]
+    say(f"Done in {time.perf_counter() - started:.0f} s.")
+    print(text_table(rows))
+    if args.quick or args.no_write:
+        say("BENCHMARKS.md left unchanged (--quick / --no-write).")
+    else:
+        today = dt.date.today().isoformat()
+        update_benchmarks_md(section(rows, machine(versions), images, today))
+        say(f"Updated {BENCHMARKS_MD}.")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="few instances, for development; BENCHMARKS.md is not updated",
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite rows only")
+    parser.add_argument("--no-orthanc", action="store_true", help="no Orthanc comparison")
+    # Internal: the child process of one measured row.
+    parser.add_argument("--worker", choices=["in-process", "http"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--label", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker == "in-process":
+        return worker_in_process(args.folder, args.label, args.result)
+    if args.worker == "http":
+        return worker_http(args.result)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""Carina PACS: a Picture Archiving and Communication System."""
+
+__version__ = "0.1.0"

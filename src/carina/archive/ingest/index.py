@@ -1,0 +1,214 @@
+"""Index one stored object in a single short transaction (PS3.4 C.6.1 hierarchy).
+
+The study row is locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serializes writers with
+IMMEDIATE transactions) before series and instance rows change, so counts and
+ModalitiesInStudy stay exact when several processes ingest into the same study at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from carina.archive.ingest.errors import DuplicateConflictError, HierarchyConflictError
+from carina.archive.ingest.parse import ParsedObject
+from carina.archive.models import DemographicsMismatch, Instance, Patient, Series, Study
+from carina.tenancy.models import DuplicatePolicy, Hospital
+
+_DEMOGRAPHICS = [
+    ("patient_name", "PatientName"),
+    ("patient_birth_date", "PatientBirthDate"),
+    ("patient_sex", "PatientSex"),
+]
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    """What the indexing transaction did."""
+
+    instance: Instance
+    #: "stored", "already_present" or "replaced".
+    status: str
+    #: Blob key that is no longer referenced and must be deleted after commit.
+    obsolete_blob_key: str | None = None
+
+
+def resolve_patient(hospital: Hospital, parsed: ParsedObject) -> Patient:
+    """The patient row for the object; demographics that differ are recorded, not overwritten."""
+    fields = parsed.patient
+    patient, created = Patient.objects.for_hospital(hospital).get_or_create(
+        hospital=hospital,
+        patient_id=fields["patient_id"],
+        issuer_of_patient_id=fields["issuer_of_patient_id"],
+        defaults={
+            "patient_name": fields["patient_name"],
+            "patient_birth_date": fields["patient_birth_date"],
+            "patient_sex": fields["patient_sex"],
+        },
+    )
+    if created:
+        return patient
+    for attr, keyword in _DEMOGRAPHICS:
+        archived, received = getattr(patient, attr), fields[attr]
+        if received not in (None, "") and archived != received:
+            DemographicsMismatch.objects.create(
+                hospital=hospital,
+                patient=patient,
+                sop_instance_uid=parsed.sop_instance_uid,
+                attribute=keyword,
+                archived_value="" if archived is None else str(archived),
+                received_value=str(received),
+            )
+    return patient
+
+
+def _locked_study(hospital: Hospital, patient: Patient, parsed: ParsedObject) -> Study:
+    study, _ = Study.objects.for_hospital(hospital).get_or_create(
+        hospital=hospital,
+        study_instance_uid=parsed.study_instance_uid,
+        defaults={"patient": patient, **parsed.study},
+    )
+    study = Study.objects.for_hospital(hospital).select_for_update().get(pk=study.pk)
+    if study.patient_id != patient.pk:
+        owner = study.patient
+        raise HierarchyConflictError(
+            parsed.sop_instance_uid,
+            f"study {parsed.study_instance_uid} belongs to patient "
+            f"{owner.patient_id!r} ({owner.patient_name}), but this object names patient "
+            f"{patient.patient_id!r}; correct the PatientID or the StudyInstanceUID",
+        )
+    return study
+
+
+def _series(hospital: Hospital, study: Study, parsed: ParsedObject) -> tuple[Series, bool]:
+    series, created = Series.objects.for_hospital(hospital).get_or_create(
+        hospital=hospital,
+        series_instance_uid=parsed.series_instance_uid,
+        defaults={"study": study, **parsed.series},
+    )
+    if series.study_id != study.pk:
+        raise HierarchyConflictError(
+            parsed.sop_instance_uid,
+            f"series {parsed.series_instance_uid} belongs to another study than "
+            f"{parsed.study_instance_uid}",
+        )
+    return series, created
+
+
+def _add_modality(study: Study, modality: str) -> None:
+    modalities = {m for m in study.modalities_in_study.split("\\") if m}
+    if modality and modality not in modalities:
+        study.modalities_in_study = "\\".join(sorted(modalities | {modality}))
+
+
+def _remove_instance(instance: Instance) -> None:
+    """Delete an instance row and take it out of its series' and study's counts."""
+    series = Series.unscoped.select_for_update().get(pk=instance.series_id)
+    study = Study.unscoped.select_for_update().get(pk=series.study_id)
+    instance.delete()
+    series.number_of_instances -= 1
+    series.size_bytes -= instance.size_bytes
+    study.number_of_instances -= 1
+    study.size_bytes -= instance.size_bytes
+    if series.number_of_instances <= 0:
+        series.delete()
+        study.number_of_series -= 1
+        study.modalities_in_study = "\\".join(
+            sorted({m for m in study.series.values_list("modality", flat=True) if m})
+        )
+    else:
+        series.save(update_fields=["number_of_instances", "size_bytes", "updated_at"])
+    study.save(
+        update_fields=[
+            "number_of_instances",
+            "size_bytes",
+            "number_of_series",
+            "modalities_in_study",
+            "updated_at",
+        ]
+    )
+
+
+def index_object(
+    hospital: Hospital,
+    parsed: ParsedObject,
+    *,
+    blob_key: str,
+    size_bytes: int,
+    sha256: str,
+    source: str,
+    source_detail: str,
+    name: str,
+) -> IndexOutcome:
+    """Insert (or confirm, or replace) the instance row and update the counts, atomically."""
+    with transaction.atomic():
+        patient = resolve_patient(hospital, parsed)
+        study = _locked_study(hospital, patient, parsed)
+        existing = (
+            Instance.objects.for_hospital(hospital)
+            .select_for_update()
+            .filter(sop_instance_uid=parsed.sop_instance_uid)
+            .first()
+        )
+        obsolete: str | None = None
+        if existing is not None:
+            if existing.sha256 == sha256:
+                return IndexOutcome(existing, "already_present")
+            if hospital.duplicate_policy != DuplicatePolicy.KEEP_NEWEST:
+                raise DuplicateConflictError(
+                    name,
+                    f"SOP Instance UID {parsed.sop_instance_uid} is already stored with "
+                    "different content; the hospital's policy is to reject such objects "
+                    "(change it to 'keep newest' to replace, or give the object a new UID)",
+                )
+            obsolete = existing.blob_key
+            _remove_instance(existing)
+            study.refresh_from_db()
+        series, series_created = _series(hospital, study, parsed)
+        try:
+            with transaction.atomic():
+                instance = Instance.objects.create(
+                    hospital=hospital,
+                    series=series,
+                    sop_instance_uid=parsed.sop_instance_uid,
+                    sop_class_uid=parsed.sop_class_uid,
+                    transfer_syntax_uid=parsed.transfer_syntax_uid,
+                    blob_key=blob_key,
+                    size_bytes=size_bytes,
+                    sha256=sha256,
+                    source=source,
+                    source_detail=source_detail[:255],
+                    metadata=parsed.metadata,
+                    **parsed.instance,
+                )
+        except IntegrityError:
+            # Lost a race with another process storing the same SOP Instance UID.
+            raced = Instance.objects.for_hospital(hospital).get(
+                sop_instance_uid=parsed.sop_instance_uid
+            )
+            if raced.sha256 == sha256:
+                return IndexOutcome(raced, "already_present")
+            raise DuplicateConflictError(
+                name,
+                f"SOP Instance UID {parsed.sop_instance_uid} was stored at the same moment "
+                "with different content",
+            ) from None
+        series.number_of_instances += 1
+        series.size_bytes += size_bytes
+        series.save(update_fields=["number_of_instances", "size_bytes", "updated_at"])
+        study.number_of_instances += 1
+        study.size_bytes += size_bytes
+        if series_created:
+            study.number_of_series += 1
+        _add_modality(study, series.modality)
+        study.save(
+            update_fields=[
+                "number_of_instances",
+                "size_bytes",
+                "number_of_series",
+                "modalities_in_study",
+                "updated_at",
+            ]
+        )
+    return IndexOutcome(instance, "replaced" if obsolete else "stored", obsolete)

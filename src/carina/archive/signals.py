@@ -1,0 +1,8 @@
+"""Signals the archive sends after a commit; domain apps (routing, audit, …) connect to them."""
+
+from django.dispatch import Signal
+
+#: Sent after the transaction that indexed an instance has committed.
+#: Arguments: ``hospital_id``, ``instance_id``, ``study_id``, ``series_id``, ``status``
+#: (an :class:`carina.archive.ingest.IngestStatus`), ``origin``.
+instance_stored = Signal()

@@ -1,0 +1,41 @@
+"""The blob storage interface shared by the file-system and S3 backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class BlobStorageError(OSError):
+    """The blob store could not complete an operation."""
+
+
+class BlobStorage(Protocol):
+    """Where the bytes of DICOM objects are kept, addressed by key."""
+
+    def put(self, key: str, staged: Path) -> None:
+        """Make the staged file durable under ``key``; it is consumed (moved or uploaded).
+
+        Returns only once the object is durable: fsync'ed and renamed in place, or uploaded.
+        An existing object with the same key is left as it is when the content is the same
+        (keys embed the content hash, so a same key means same bytes).
+        """
+
+    def open(self, key: str) -> BinaryIO:
+        """A streaming reader of the object (never the whole object in memory)."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing one is not an error."""
+
+    def exists(self, key: str) -> bool:
+        """Whether the object is stored."""
+
+    def iter_keys(self) -> Iterator[str]:
+        """Every key stored (for integrity checks and tests)."""
+
+    def probe(self) -> None:
+        """Raise if the store cannot be reached or written."""
+
+    def describe(self) -> str:
+        """A short human description (``file:/path`` or ``s3://bucket/prefix``)."""

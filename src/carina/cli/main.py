@@ -1,0 +1,94 @@
+"""The ``carina`` command (contract in DESIGN.md §1).
+
+Each sub-command lives in its own module under ``carina.cli``; this module only parses the
+command line, sets Django up and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="carina", description="Carina PACS: archive, DICOM node and web server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("serve", help="migrate, then run every part of Carina in the foreground")
+    sub.add_parser("web", help="run the web server (HTTP) in the foreground")
+    sub.add_parser("migrate", help="create or update the database tables")
+
+    p = sub.add_parser("createadmin", help="create or update an administrator (idempotent)")
+    p.add_argument("--username", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--hospital", metavar="SLUG", help="hospital administrator of this hospital")
+    p.add_argument("--role", help="role in --hospital (default: hospital_admin)")
+
+    hospitals = sub.add_parser("hospitals", help="manage hospitals").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = hospitals.add_parser("add", help="add a hospital or update it (idempotent)")
+    p.add_argument("slug")
+    p.add_argument("--name", required=True)
+    p.add_argument(
+        "--ae",
+        action="append",
+        default=[],
+        metavar="AE_TITLE",
+        help="an AE title the hospital answers to (repeat for several)",
+    )
+    hospitals.add_parser("list", help="list hospitals and their AE titles")
+
+    p = sub.add_parser("import", help="import DICOM files, folders (recursively) and ZIP archives")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--hospital", default="default", metavar="SLUG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carina.config.settings")
+    import django
+
+    django.setup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from carina.cli.serve import serve
+
+        return serve()
+    if args.command == "web":
+        from carina.cli.serve import run_web
+
+        return run_web()
+    _setup_django()
+    if args.command == "migrate":
+        from django.core.management import call_command
+
+        call_command("migrate", interactive=False, verbosity=1)
+        return 0
+    if args.command == "createadmin":
+        from carina.cli.setup import createadmin
+
+        return createadmin(args.username, args.password, args.hospital, args.role)
+    if args.command == "hospitals":
+        from carina.cli.setup import hospitals_add, hospitals_list
+
+        if args.action == "add":
+            return hospitals_add(args.slug, args.name, args.ae)
+        return hospitals_list()
+    if args.command == "import":
+        from carina.cli.importer import run_import
+
+        return run_import(args.paths, args.hospital, progress=not args.quiet)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

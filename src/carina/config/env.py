@@ -1,0 +1,227 @@
+"""Typed loader of the ``CARINA_*`` environment variables.
+
+This is the middle layer of the settings: embedded defaults → these variables → computed Django
+settings (``carina.config.settings``). Every variable is declared here; an unknown ``CARINA_*``
+name, a value of the wrong type or a contradictory combination stops start-up with a message
+that names the variable and says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+
+class ConfigError(Exception):
+    """A ``CARINA_*`` variable is unknown, malformed or contradicts another."""
+
+
+#: AE title: 1–16 characters of the default character repertoire, no backslash or control
+#: characters, not all spaces (PS3.5 6.2, VR AE).
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+
+
+def validate_ae_title(value: str, what: str = "AE title") -> str:
+    """Return ``value`` stripped of padding if it is a valid AE title, else raise ConfigError."""
+    stripped = value.strip()
+    if not stripped or not _AE_TITLE.match(stripped):
+        raise ConfigError(
+            f"{what} {value!r} is not a valid DICOM AE title: use 1 to 16 printable ASCII "
+            "characters without a backslash (PS3.5 6.2)."
+        )
+    return stripped
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    """Where DICOM blobs live: a folder (``file``) or an S3-compatible bucket (``s3``)."""
+
+    scheme: str
+    path: Path | None = None
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+def parse_storage_url(url: str, home: Path) -> StorageLocation:
+    """Parse ``CARINA_STORAGE_URL``: ``file:///abs/path`` or ``s3://bucket/prefix?endpoint_url=…``.
+
+    S3 options in the query string: ``endpoint_url``, ``region``, ``access_key_id``,
+    ``secret_access_key`` (credentials otherwise come from the usual ``AWS_*`` variables).
+    """
+    if not url:
+        return StorageLocation(scheme="file", path=home / "blobs")
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if not parts.path.startswith("/"):
+            raise ConfigError(f"CARINA_STORAGE_URL={url!r}: a file URL needs an absolute path.")
+        return StorageLocation(scheme="file", path=Path(parts.path))
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ConfigError(f"CARINA_STORAGE_URL={url!r}: name the bucket, as s3://BUCKET.")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        known = {"endpoint_url", "region", "access_key_id", "secret_access_key"}
+        unknown = set(query) - known
+        if unknown:
+            raise ConfigError(
+                f"CARINA_STORAGE_URL: unknown option(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(known))}."
+            )
+        return StorageLocation(
+            scheme="s3",
+            bucket=parts.netloc,
+            prefix=parts.path.strip("/"),
+            endpoint_url=query.get("endpoint_url"),
+            region=query.get("region"),
+            access_key_id=query.get("access_key_id"),
+            secret_access_key=query.get("secret_access_key"),
+        )
+    raise ConfigError(
+        f"CARINA_STORAGE_URL={url!r}: the scheme must be file:// or s3:// "
+        "(see docs/configuration.md)."
+    )
+
+
+def _port(name: str, raw: str) -> int:
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a port number.") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}={raw!r}: a port is between 1 and 65535.")
+    return port
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name}={raw!r}: use true or false.")
+
+
+#: Every variable Carina reads, with its embedded default. The docs table in
+#: docs/configuration.md lists the same names.
+DEFAULTS: dict[str, str] = {
+    "CARINA_HOME": "./var",
+    "CARINA_HTTP_HOST": "127.0.0.1",
+    "CARINA_HTTP_PORT": "8000",
+    "CARINA_DICOM_HOST": "0.0.0.0",
+    "CARINA_DICOM_PORT": "11112",
+    "CARINA_AE_TITLE": "CARINA",
+    "CARINA_DATABASE_URL": "",
+    "CARINA_STORAGE_URL": "",
+    "CARINA_BROKER_URL": "",
+    "CARINA_SECRET_KEY": "",
+    "CARINA_DEBUG": "false",
+    "CARINA_LOG_LEVEL": "INFO",
+    "CARINA_ALLOWED_HOSTS": "",
+    "CARINA_WEB_WORKERS": "2",
+}
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+@dataclass(frozen=True)
+class CarinaEnv:
+    """The validated ``CARINA_*`` settings."""
+
+    home: Path
+    http_host: str
+    http_port: int
+    dicom_host: str
+    dicom_port: int
+    ae_title: str
+    database_url: str
+    storage: StorageLocation
+    storage_url: str
+    broker_url: str
+    secret_key: str
+    debug: bool
+    log_level: str
+    allowed_hosts: list[str] = field(default_factory=list)
+    web_workers: int = 2
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None in server mode (PostgreSQL)."""
+        if not self.database_url:
+            return self.home / "carina.sqlite3"
+        parts = urlsplit(self.database_url)
+        return Path(parts.path) if parts.scheme == "sqlite" else None
+
+
+def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
+    """Read, check and type the ``CARINA_*`` variables of ``environ`` (default ``os.environ``)."""
+    source = os.environ if environ is None else environ
+    unknown = sorted(k for k in source if k.startswith("CARINA_") and k not in DEFAULTS)
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting(s) {', '.join(unknown)}. Known settings: "
+            f"{', '.join(sorted(DEFAULTS))} (see docs/configuration.md)."
+        )
+    raw = {k: source.get(k, default) for k, default in DEFAULTS.items()}
+
+    home = Path(raw["CARINA_HOME"]).expanduser().resolve()
+    http_port = _port("CARINA_HTTP_PORT", raw["CARINA_HTTP_PORT"])
+    dicom_port = _port("CARINA_DICOM_PORT", raw["CARINA_DICOM_PORT"])
+    if http_port == dicom_port:
+        raise ConfigError(
+            f"CARINA_HTTP_PORT and CARINA_DICOM_PORT are both {http_port}: "
+            "the web server and the DICOM listener need different ports."
+        )
+    ae_title = validate_ae_title(raw["CARINA_AE_TITLE"], "CARINA_AE_TITLE")
+
+    database_url = raw["CARINA_DATABASE_URL"].strip()
+    if database_url and urlsplit(database_url).scheme not in {"postgres", "postgresql", "sqlite"}:
+        raise ConfigError(
+            f"CARINA_DATABASE_URL={database_url!r}: use postgres://USER@HOST:PORT/NAME (or "
+            "sqlite:////absolute/path); leave it unset for the embedded SQLite database under "
+            "CARINA_HOME."
+        )
+    broker_url = raw["CARINA_BROKER_URL"].strip()
+    if broker_url and urlsplit(broker_url).scheme not in {"redis", "rediss", "amqp"}:
+        raise ConfigError(
+            f"CARINA_BROKER_URL={broker_url!r}: use redis://HOST:PORT/DB (or amqp://)."
+        )
+    log_level = raw["CARINA_LOG_LEVEL"].upper()
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(
+            f"CARINA_LOG_LEVEL={raw['CARINA_LOG_LEVEL']!r}: use one of "
+            f"{', '.join(sorted(_LOG_LEVELS))}."
+        )
+    try:
+        web_workers = int(raw["CARINA_WEB_WORKERS"])
+    except ValueError:
+        raise ConfigError(
+            f"CARINA_WEB_WORKERS={raw['CARINA_WEB_WORKERS']!r} is not a whole number."
+        ) from None
+    if not 1 <= web_workers <= 64:
+        raise ConfigError("CARINA_WEB_WORKERS must be between 1 and 64.")
+
+    storage_url = raw["CARINA_STORAGE_URL"].strip()
+    return CarinaEnv(
+        home=home,
+        http_host=raw["CARINA_HTTP_HOST"],
+        http_port=http_port,
+        dicom_host=raw["CARINA_DICOM_HOST"],
+        dicom_port=dicom_port,
+        ae_title=ae_title,
+        database_url=database_url,
+        storage=parse_storage_url(storage_url, home),
+        storage_url=storage_url,
+        broker_url=broker_url,
+        secret_key=raw["CARINA_SECRET_KEY"],
+        debug=_bool("CARINA_DEBUG", raw["CARINA_DEBUG"]),
+        log_level=log_level,
+        allowed_hosts=[h.strip() for h in raw["CARINA_ALLOWED_HOSTS"].split(",") if h.strip()],
+        web_workers=web_workers,
+    )

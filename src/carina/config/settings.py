@@ -1,0 +1,156 @@
+"""Computed Django settings: the last layer over ``carina.config.env`` (PS: no logic lives here
+that the loader could hold; this module only turns validated values into Django's names)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+
+from carina.config.env import ConfigError, load_env
+
+try:
+    CARINA = load_env()
+except ConfigError as exc:  # stop start-up with the reason, not a traceback
+    sys.stderr.write(f"carina: configuration error: {exc}\n")
+    raise SystemExit(2) from exc
+
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+CARINA_HOME: Path = CARINA.home
+CARINA_HOME.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """Use ``CARINA_SECRET_KEY`` or a key generated once and kept in ``CARINA_HOME``."""
+    if CARINA.secret_key:
+        return CARINA.secret_key
+    path = CARINA_HOME / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = CARINA.debug
+ALLOWED_HOSTS = CARINA.allowed_hosts or ["127.0.0.1", "localhost", "[::1]", CARINA.http_host]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "carina.core",
+    "carina.tenancy",
+    "carina.accounts",
+    "carina.archive",
+    "carina.ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "carina.config.urls"
+WSGI_APPLICATION = "carina.config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if CARINA.sqlite_path is None:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            CARINA.database_url, conn_max_age=60, conn_health_checks=True
+        )
+    }
+else:
+    # Embedded default: SQLite in WAL mode, safe for several processes (web, DICOM listener,
+    # worker). IMMEDIATE transactions take the write lock at BEGIN, so two writers queue on the
+    # busy timeout instead of failing with "database is locked" on lock upgrade.
+    # synchronous=FULL: a commit is on disk before Carina acknowledges the object.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(CARINA.sqlite_path),
+            "OPTIONS": {
+                "timeout": 60,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=FULL;PRAGMA foreign_keys=ON;"
+                    "PRAGMA busy_timeout=60000"
+                ),
+            },
+            "TEST": {"NAME": str(CARINA_HOME / "test-carina.sqlite3")},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = CARINA_HOME / "static"
+
+# Carina's own settings, read by the apps.
+CARINA_AE_TITLE = CARINA.ae_title
+CARINA_STORAGE = CARINA.storage
+CARINA_STAGING_DIR = CARINA_HOME / "staging"
+CARINA_LOG_DIR = CARINA_HOME / "logs"
+CARINA_HTTP_HOST = CARINA.http_host
+CARINA_HTTP_PORT = CARINA.http_port
+CARINA_DICOM_HOST = CARINA.dicom_host
+CARINA_DICOM_PORT = CARINA.dicom_port
+#: Values longer than this (bytes) are left out of the stored DICOM JSON and replaced by a
+#: BulkDataURI (PS3.18 F.2.6); pixel data always is.
+CARINA_BULKDATA_THRESHOLD = 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"carina": {"handlers": ["console"], "level": CARINA.log_level}},
+}

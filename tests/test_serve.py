@@ -1,0 +1,48 @@
+"""``carina serve`` starts on a fresh CARINA_HOME, answers health checks, and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from carina.core.testing import free_port, wait_http
+
+
+@pytest.mark.slow
+def test_serve_migrates_starts_and_stops(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARINA_")}
+    env.update(
+        CARINA_HOME=str(tmp_path / "home"),
+        CARINA_HTTP_PORT=str(port),
+        CARINA_DICOM_PORT=str(free_port()),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carina", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert wait_http(f"http://127.0.0.1:{port}/api/health/live/", timeout=90) == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/ready/") as response:
+            body = json.load(response)
+        assert body["status"] == "ok"
+        assert body["checks"]["database"] == {"ok": True, "detail": "sqlite"}
+        assert body["checks"]["storage"]["ok"] is True
+        assert (tmp_path / "home" / "carina.sqlite3").exists()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/") as response:
+            assert b"Carina" in response.read() or response.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert f"Carina is ready: http://127.0.0.1:{port}/" in output
