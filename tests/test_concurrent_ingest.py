@@ -67,7 +67,7 @@ def _write_studies(root: Path) -> tuple[dict[str, Path], dict[str, str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_imports_keep_the_index_exact(tmp_path: Path, hospital: Any) -> None:
     folders, expected_modalities = _write_studies(tmp_path / "incoming")
     # Who imports what: P1 and P2 the very same files in the same order (races on one SOP
@@ -84,7 +84,8 @@ def test_concurrent_imports_keep_the_index_exact(tmp_path: Path, hospital: Any) 
     all_files = sorted(p for folder in folders.values() for p in folder.glob("*.dcm"))
     assert len(all_files) == 3 * 2 * SLICES
 
-    blobs = Path(settings.CARINA_STORAGE.path)
+    blobs = settings.CARINA_STORAGE.path
+    assert blobs is not None
     storage_url = f"file://{blobs.resolve()}"
     homes = [tmp_path / f"home{i}" for i in range(PROCESSES)]
     started = time.monotonic()

@@ -40,7 +40,9 @@ def test_serve_migrates_starts_and_stops(tmp_path: Path) -> None:
         assert body["checks"]["storage"]["ok"] is True
         assert (tmp_path / "home" / "carina.sqlite3").exists()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/") as response:
-            assert b"Carina" in response.read() or response.status == 200
+            assert b"Carina PACS administration" in response.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/admin/css/base.css") as css:
+            assert css.headers["Content-Type"].startswith("text/css")
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)

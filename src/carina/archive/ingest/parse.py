@@ -112,7 +112,7 @@ def _text(ds: Dataset, keyword: str, max_length: int) -> str:
         text = "\\".join(str(v) for v in value)
     else:
         text = str(value)
-    return text.strip()[:max_length]
+    return text.replace("\x00", "").strip()[:max_length]
 
 
 def _date(ds: Dataset, keyword: str) -> dt.date | None:
@@ -234,12 +234,26 @@ def dataset_to_json(ds: Dataset, bulk_threshold: int, path: str = "") -> dict[st
             result[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
             continue
         try:
-            result[key] = elem.to_json_dict(
-                bulk_data_element_handler=None, bulk_data_threshold=bulk_threshold
+            result[key] = _without_nul(
+                elem.to_json_dict(
+                    bulk_data_element_handler=None, bulk_data_threshold=bulk_threshold
+                )
             )
         except Exception:
             result[key] = {"vr": str(elem.VR)}
     return result
+
+
+def _without_nul(value: Any) -> Any:
+    """Drop NUL characters from text values: padding some writers leave, which PostgreSQL's
+    jsonb cannot hold."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    return value
 
 
 def _is_bulk(raw: DataElement | RawDataElement, tag: int, vr: str, threshold: int) -> bool:

@@ -146,3 +146,19 @@ def test_character_set_is_decoded_in_index(hospital: Hospital) -> None:
     ingest(shipped_file("chrH31.dcm"), hospital=hospital, origin=Origin(Source.IMPORT))
     patient = Patient.objects.for_hospital(hospital).get()
     assert "山田" in patient.patient_name
+
+
+@pytest.mark.django_db
+def test_nul_characters_in_text_values_are_dropped_from_the_index(
+    tmp_path: Path, hospital: Hospital, storage: BlobStorage
+) -> None:
+    """Some writers pad text with NUL; PostgreSQL cannot store it, the archive still must."""
+    [path] = write_series(
+        tmp_path, 1, extra={"StudyDescription": "CT\x00HEAD", "OperatorsName": "SMITH\x00"}
+    )
+    ingest(path, hospital=hospital, origin=Origin(Source.IMPORT))
+    study = Study.objects.for_hospital(hospital).get()
+    assert study.study_description == "CTHEAD"
+    instance = Instance.objects.for_hospital(hospital).get()
+    assert instance.metadata["00081070"]["Value"] == [{"Alphabetic": "SMITH"}]
+    assert _read_back(storage, instance.blob_key) == path.read_bytes()
