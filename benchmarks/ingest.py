@@ -753,7 +753,14 @@ def update_benchmarks_md(text: str) -> None:
 # Main
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(args: argparse.Namespace) -> int:
+    # SIGTERM unwinds like Ctrl-C, so that the finally blocks stop the children, drop the
+    # PostgreSQL database and remove the temporary folders.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     images = [Image(128, 40 if args.quick else 300), Image(512, 15 if args.quick else 100)]
     databases = ["SQLite"]
     versions = {"SQLite": sqlite3.sqlite_version}

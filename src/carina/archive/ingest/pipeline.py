@@ -178,7 +178,7 @@ def _delete_quietly(key: str) -> None:
 
 
 def _discard_blob_unless_used(hospital: Hospital, key: str) -> None:
-    """Delete a blob written by a failed call, unless a committed row points at it."""
+    """Delete a blob that no row points at (a failed attempt's, or a replaced object's)."""
     if not Instance.objects.for_hospital(hospital).filter(blob_key=key).exists():
         _delete_quietly(key)
 
@@ -235,6 +235,9 @@ def ingest(
             _discard_blob_unless_used(hospital, key)
             raise
     status = IngestStatus(outcome.status)
+    if outcome.instance.blob_key != key:
+        # A concurrent call stored the same bytes first: this attempt's blob is not needed.
+        _discard_blob_unless_used(hospital, key)
     obsolete = outcome.obsolete_blob_key
     if obsolete:
         transaction.on_commit(lambda: _discard_blob_unless_used(hospital, obsolete), robust=True)

@@ -18,8 +18,8 @@ class BlobStorage(Protocol):
         """Make the staged file durable under ``key``; it is consumed (moved or uploaded).
 
         Returns only once the object is durable: fsync'ed and renamed in place, or uploaded.
-        An existing object with the same key is left as it is when the content is the same
-        (keys embed the content hash, so a same key means same bytes).
+        Keys are unique per attempt (see ``keys.blob_key``); a stored object is never
+        overwritten.
         """
 
     def open(self, key: str) -> BinaryIO:

@@ -37,9 +37,8 @@ class FileSystemBlobStorage:
     def put(self, key: str, staged: Path) -> None:
         target = self._path(key)
         created = _makedirs(target.parent)
-        if target.exists():  # same key means same content: nothing to do
-            staged.unlink(missing_ok=True)
-            return
+        if target.exists():  # keys are unique per attempt: never overwrite a stored object
+            raise BlobStorageError(f"blob {key} already exists")
         with staged.open("rb") as handle:
             os.fsync(handle.fileno())
         try:

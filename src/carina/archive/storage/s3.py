@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 from storages.backends.s3 import S3Storage
 
@@ -49,7 +50,7 @@ class S3BlobStorage:
     def put(self, key: str, staged: Path) -> None:
         try:
             self._client.upload_file(str(staged), self.location.bucket, self._name(key))
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
             raise BlobStorageError(f"cannot upload blob {key} to {self.describe()}: {exc}") from exc
         staged.unlink(missing_ok=True)
 
@@ -57,7 +58,11 @@ class S3BlobStorage:
         try:
             response = self._client.get_object(Bucket=self.location.bucket, Key=self._name(key))
         except ClientError as exc:
-            raise BlobStorageError(f"blob {key} is missing from {self.describe()}: {exc}") from exc
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                raise BlobStorageError(f"blob {key} is missing from {self.describe()}") from exc
+            raise BlobStorageError(f"cannot read blob {key} from {self.describe()}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BlobStorageError(f"cannot reach {self.describe()}: {exc}") from exc
         return cast(BinaryIO, response["Body"])
 
     def delete(self, key: str) -> None:
@@ -67,7 +72,10 @@ class S3BlobStorage:
             raise BlobStorageError(f"cannot delete blob {key}: {exc}") from exc
 
     def exists(self, key: str) -> bool:
-        return bool(self._storage.exists(key))
+        try:
+            return bool(self._storage.exists(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobStorageError(f"cannot reach {self.describe()}: {exc}") from exc
 
     def iter_keys(self) -> Iterator[str]:
         prefix = f"{self.location.prefix}/" if self.location.prefix else ""
