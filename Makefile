@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 run: install
 	$(BIN)/carina serve
 
-install: $(STAMP) system-deps
+install: system-deps $(STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 is needed (apt-get install python3 python3-venv)"; exit 1; }
@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 system-deps:
 	@missing=""; \
 	command -v dcmdump >/dev/null || missing="$$missing dcmtk"; \
+	python3 -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

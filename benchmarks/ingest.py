@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import http.client
 import json
 import os
@@ -32,6 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -286,7 +288,13 @@ class Children:
         return proc
 
     def reap(self, proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
-        """Wait for ``proc`` (SIGTERM, then SIGKILL after ``timeout``); (exit code, maxrss)."""
+        """Wait for ``proc`` (SIGTERM, then SIGKILL after ``timeout``); (exit code, maxrss).
+
+        maxrss (KiB) is 0 if ``proc`` was already waited for by ``Popen.poll``.
+        """
+        if proc.returncode is not None:
+            self.live.remove(proc)
+            return proc.returncode, 0
         deadline = time.monotonic() + timeout
         signalled = False
         while True:
@@ -317,7 +325,25 @@ class Children:
             self.live.remove(proc)
 
 
-def carina_env(home: Path, database_url: str) -> dict[str, str]:
+def snapshot_source(scratch: Path) -> tuple[Path, str]:
+    """Copy ``src/carina`` aside so that every row measures the same code; (folder, digest).
+
+    The working tree may change while the benchmark runs (other people work in it); the
+    children import the copy (``PYTHONPATH`` comes before the editable install's path).
+    The digest is a SHA-256 over the copied ``.py`` files, to name the code measured.
+    """
+    dest = scratch / "src"
+    shutil.copytree(
+        ROOT / "src" / "carina", dest / "carina", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    digest = hashlib.sha256()
+    for path in sorted(dest.rglob("*.py")):
+        digest.update(path.relative_to(dest).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return dest, digest.hexdigest()[:12]
+
+
+def carina_env(home: Path, database_url: str, code_dir: Path) -> dict[str, str]:
     """Environment of a Carina child: no inherited CARINA_* variable, only known ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARINA_")}
     env.update(
@@ -325,6 +351,7 @@ def carina_env(home: Path, database_url: str) -> dict[str, str]:
         CARINA_DATABASE_URL=database_url,
         CARINA_LOG_LEVEL="WARNING",
         DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+        PYTHONPATH=os.pathsep.join(p for p in (str(code_dir), env.get("PYTHONPATH", "")) if p),
     )
     return env
 
@@ -411,13 +438,15 @@ def upload(port: int, files: Files, label: str, ok_status: str) -> float:
         conn.close()
 
 
-def run_carina(children: Children, kind: str, files: Files, path_kind: str, scratch: Path) -> Row:
+def run_carina(
+    children: Children, kind: str, files: Files, path_kind: str, scratch: Path, code_dir: Path
+) -> Row:
     """One clean child: fresh CARINA_HOME and database, migrate, then the timed ingest."""
     label = f"{kind} {files.image.label} {path_kind}"
     home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch))
     try:
         with database(kind, home) as url:
-            env = carina_env(home, url)
+            env = carina_env(home, url, code_dir)
             migrate(env)
             result_file = home / "result.json"
             script = str(Path(__file__).resolve())
@@ -479,7 +508,7 @@ def free_port() -> int:
 def orthanc_version(binary: str) -> str:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
     first = (out.stdout or out.stderr).strip().splitlines()
-    return first[0].replace("Orthanc", "").strip() if first else "?"
+    return first[0].split()[-1] if first else "?"
 
 
 def _orthanc_get(port: int, url: str) -> dict[str, Any]:
@@ -531,7 +560,9 @@ def run_orthanc(children: Children, binary: str, files: Files, scratch: Path) ->
                 deadline = time.monotonic() + 60
                 while True:
                     if proc.poll() is not None:
-                        raise RuntimeError(f"Orthanc exited at start-up; see {folder}")
+                        log.flush()
+                        tail = (folder / "orthanc.log").read_text(errors="replace")[-2000:]
+                        raise RuntimeError(f"Orthanc exited at start-up:\n{tail}")
                     try:
                         _orthanc_get(port, "/system")
                         break
@@ -659,23 +690,62 @@ def machine(versions: dict[str, str]) -> str:
     return ", ".join(parts)
 
 
+def summary(rows: list[Row]) -> str:
+    """Facts read off the table: memory across image sizes, HTTP ratio to Orthanc."""
+    lines = []
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.database, row.path), []).append(row)
+    for (database, path), group in groups.items():
+        if len(group) > 1:
+            low = min(r.peak_rss_kib for r in group) / 1024
+            high = max(r.peak_rss_kib for r in group) / 1024
+            sizes = " and ".join(r.image.label for r in group)
+            who = database if database.startswith("Orthanc") else f"Carina on {database}, {path}"
+            lines.append(
+                f"- Peak RSS, {who}: {low:.1f} MB to {high:.1f} MB over {sizes} "
+                f"(+{high - low:.1f} MB)."
+            )
+    ratios = [r.ratio for r in rows if r.path == "HTTP" and r.ratio is not None]
+    if ratios:
+        lines.append(
+            f"- Carina over HTTP reached {min(ratios):.2f}–{max(ratios):.2f} times Orthanc's "
+            "instances/s (below 1: Orthanc is faster)."
+        )
+    return "Read off this run:\n\n" + "\n".join(lines) if lines else ""
+
+
 def section(
-    rows: list[Row], machine_line: str, images: list[Image], repeat: int, today: str
+    rows: list[Row],
+    machine_line: str,
+    images: list[Image],
+    repeat: int,
+    today: str,
+    digest: str,
 ) -> str:
     sizes = ", ".join(f"{i.count} x {i.label}" for i in images)
+    runs = "once" if repeat == 1 else f"{repeat} times"
+    commit = _command(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).strip()
+    tree = f"git commit {commit} plus any uncommitted changes" if commit else "no git commit yet"
     return f"""{SECTION_TITLE}
 
-Measured on {today} with `.venv/bin/python benchmarks/ingest.py` on {machine_line}. The
-machine was shared with other jobs during the run: read the figures as orders of magnitude.
+Measured on {today} with `.venv/bin/python benchmarks/ingest.py`, on a copy of the working
+tree's `src/carina` taken when the run started ({tree}; SHA-256 of its `.py` files
+`{digest}`), so that every row measures the same code.
+
+Machine: {machine_line}. PostgreSQL ran on the same machine (127.0.0.1:5432), which was shared
+with other jobs during the run: read the figures as orders of magnitude.
 
 Input: one synthetic series per image size ({sizes}; 16-bit MONOCHROME2, random pixel
 values, Explicit VR Little Endian, written by `carina.core.testing.write_series` before any
 timing). Every run is a fresh child process with a fresh `CARINA_HOME` (temporary folder
 on the local disk) and a fresh, empty database (`carina migrate` first, not timed); Orthanc
-gets a fresh storage folder each time. Each row was run {repeat} time(s), the repetitions
-going round all rows in turn; the table shows the run with the median time.
+gets a fresh storage folder each time. Each row was run {runs}, the repetitions going round
+all rows in turn; the table shows the run with the median time.
 
 {markdown_table(rows)}
+
+{summary(rows)}
 
 What the columns measure:
 
@@ -720,6 +790,17 @@ What the columns measure:
   so their ratio flatters Carina; Carina `in-process` against Carina `HTTP` shows what the
   harness's HTTP front end costs.
 """
+
+
+def wrap(text: str, width: int = 96) -> str:
+    """Re-flow plain paragraphs (not tables, lists or headings) after interpolation."""
+    blocks = []
+    for block in text.split("\n\n"):
+        if block.startswith(("|", "-", "#", " ")):
+            blocks.append(block)
+        else:
+            blocks.append(textwrap.fill(" ".join(block.split()), width, break_on_hyphens=False))
+    return "\n\n".join(blocks)
 
 
 def update_benchmarks_md(text: str) -> None:
@@ -781,10 +862,13 @@ def run(args: argparse.Namespace) -> int:
     children = Children()
     runs: dict[tuple[str, Image, str], list[Row]] = {}
     scratch = Path(tempfile.mkdtemp(prefix="carina-bench-"))
+    digest = ""
     started = time.perf_counter()
     try:
         say(f"Synthesizing the series in {scratch} (not timed) …")
         series = [synthesize(image, scratch) for image in images]
+        code_dir, digest = snapshot_source(scratch)
+        say(f"Measuring a copy of src/carina (sha256 of its .py files: {digest}).")
         plan: list[tuple[str, Files, str]] = [
             (kind, files, path_kind)
             for kind in databases
@@ -804,7 +888,7 @@ def run(args: argparse.Namespace) -> int:
                     assert orthanc is not None
                     row = run_orthanc(children, orthanc, files, scratch)
                 else:
-                    row = run_carina(children, kind, files, path_kind, scratch)
+                    row = run_carina(children, kind, files, path_kind, scratch, code_dir)
                 runs.setdefault((kind, files.image, path_kind), []).append(row)
                 say(f"    {row.per_second:.1f} instances/s")
     finally:
@@ -821,7 +905,8 @@ def run(args: argparse.Namespace) -> int:
         say("BENCHMARKS.md left unchanged (--quick / --no-write).")
     else:
         today = dt.date.today().isoformat()
-        update_benchmarks_md(section(rows, machine(versions), images, repeat, today))
+        text = section(rows, machine(versions), images, repeat, today, digest)
+        update_benchmarks_md(wrap(text))
         say(f"Updated {BENCHMARKS_MD}.")
     return 0
 

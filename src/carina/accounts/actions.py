@@ -41,7 +41,10 @@ def do_create_admin(
             user.is_staff = True
         user.save()
         if hospital is not None:
-            Membership.objects.update_or_create(
+            membership, _ = Membership.objects.get_or_create(
                 user=user, hospital=hospital, defaults={"role": role or Role.HOSPITAL_ADMIN}
             )
+            if role is not None and membership.role != role:
+                membership.role = role
+                membership.save(update_fields=["role"])
     return user, created

@@ -3,6 +3,6 @@
 from django.dispatch import Signal
 
 #: Sent after the transaction that indexed an instance has committed.
-#: Arguments: ``hospital_id``, ``instance_id``, ``study_id``, ``series_id``, ``status``
+#: Arguments: ``hospital_id``, ``instance_id``, ``series_id``, ``status``
 #: (an :class:`carina.archive.ingest.IngestStatus`), ``origin``.
 instance_stored = Signal()

@@ -156,7 +156,7 @@ class CarinaEnv:
         if not self.database_url:
             return self.home / "carina.sqlite3"
         parts = urlsplit(self.database_url)
-        return Path(parts.path) if parts.scheme == "sqlite" else None
+        return Path("/" + parts.path.lstrip("/")) if parts.scheme == "sqlite" else None
 
 
 def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
@@ -186,6 +186,11 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
             f"CARINA_DATABASE_URL={database_url!r}: use postgres://USER@HOST:PORT/NAME (or "
             "sqlite:////absolute/path); leave it unset for the embedded SQLite database under "
             "CARINA_HOME."
+        )
+    if database_url.startswith("sqlite:") and not database_url.startswith("sqlite:////"):
+        raise ConfigError(
+            f"CARINA_DATABASE_URL={database_url!r}: a SQLite URL needs an absolute path, "
+            "as sqlite:////absolute/path/carina.sqlite3."
         )
     broker_url = raw["CARINA_BROKER_URL"].strip()
     if broker_url and urlsplit(broker_url).scheme not in {"redis", "rediss", "amqp"}:

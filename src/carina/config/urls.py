@@ -2,11 +2,14 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 admin.site.site_header = "Carina PACS administration"
 admin.site.site_title = "Carina PACS"
 
 urlpatterns = [
+    # Until the web application exists, the front page is the archive browser in the admin.
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/health/", include("carina.ops.urls")),
 ]

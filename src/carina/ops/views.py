@@ -7,11 +7,13 @@ they reveal no patient data.
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from carina.ops.checks import READINESS_CHECKS
 
 
+@csrf_exempt
 @require_GET
 def live(request: HttpRequest) -> JsonResponse:
     """The process is up and serving requests."""
@@ -28,12 +30,14 @@ def _run_checks() -> JsonResponse:
     return JsonResponse(body, status=200 if healthy else 503)
 
 
+@csrf_exempt
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
     """Every dependency the archive needs answers: database and storage."""
     return _run_checks()
 
 
+@csrf_exempt
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     """All checks with their details."""

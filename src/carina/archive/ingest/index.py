@@ -34,6 +34,22 @@ class IndexOutcome:
     obsolete_blob_key: str | None = None
 
 
+def _record_mismatches(hospital: Hospital, patient: Patient, parsed: ParsedObject) -> None:
+    """Record each demographic the object states differently from the archived patient."""
+    fields = parsed.patient
+    for attr, keyword in _DEMOGRAPHICS:
+        archived, received = getattr(patient, attr), fields[attr]
+        if received not in (None, "") and archived != received:
+            DemographicsMismatch.objects.create(
+                hospital=hospital,
+                patient=patient,
+                sop_instance_uid=parsed.sop_instance_uid,
+                attribute=keyword,
+                archived_value="" if archived is None else str(archived),
+                received_value=str(received),
+            )
+
+
 def resolve_patient(hospital: Hospital, parsed: ParsedObject) -> Patient:
     """The patient row for the object; demographics that differ are recorded, not overwritten."""
     fields = parsed.patient
@@ -47,41 +63,63 @@ def resolve_patient(hospital: Hospital, parsed: ParsedObject) -> Patient:
             "patient_sex": fields["patient_sex"],
         },
     )
-    if created:
-        return patient
-    for attr, keyword in _DEMOGRAPHICS:
-        archived, received = getattr(patient, attr), fields[attr]
-        if received not in (None, "") and archived != received:
-            DemographicsMismatch.objects.create(
-                hospital=hospital,
-                patient=patient,
-                sop_instance_uid=parsed.sop_instance_uid,
-                attribute=keyword,
-                archived_value="" if archived is None else str(archived),
-                received_value=str(received),
-            )
+    if not created:
+        _record_mismatches(hospital, patient, parsed)
     return patient
 
 
-def _locked_study(hospital: Hospital, patient: Patient, parsed: ParsedObject) -> Study:
-    study, _ = Study.objects.for_hospital(hospital).get_or_create(
-        hospital=hospital,
-        study_instance_uid=parsed.study_instance_uid,
-        defaults={"patient": patient, **parsed.study},
+def _select_locked_study(hospital: Hospital, study_uid: str) -> Study | None:
+    return (
+        Study.objects.for_hospital(hospital)
+        .select_for_update(of=("self",))
+        .select_related("patient")
+        .filter(study_instance_uid=study_uid)
+        .first()
     )
-    study = Study.objects.for_hospital(hospital).select_for_update().get(pk=study.pk)
-    if study.patient_id != patient.pk:
-        owner = study.patient
+
+
+def _locked_study(hospital: Hospital, parsed: ParsedObject, name: str) -> Study:
+    """The object's study, locked for this transaction, created (with its patient) if new.
+
+    An existing study costs one query: its patient comes with it and is checked in memory
+    (same PatientID and issuer, and demographics: differences are recorded).
+    """
+    study = _select_locked_study(hospital, parsed.study_instance_uid)
+    known = study is not None
+    if study is None:
+        patient = resolve_patient(hospital, parsed)
+        try:
+            with transaction.atomic():
+                Study.objects.create(
+                    hospital=hospital,
+                    patient=patient,
+                    study_instance_uid=parsed.study_instance_uid,
+                    **parsed.study,
+                )
+        except IntegrityError:
+            pass  # another process created it a moment ago; lock theirs
+        study = _select_locked_study(hospital, parsed.study_instance_uid)
+        assert study is not None
+    owner = study.patient
+    fields = parsed.patient
+    if (owner.patient_id, owner.issuer_of_patient_id) != (
+        fields["patient_id"],
+        fields["issuer_of_patient_id"],
+    ):
         raise HierarchyConflictError(
-            parsed.sop_instance_uid,
+            name,
             f"study {parsed.study_instance_uid} belongs to patient "
             f"{owner.patient_id!r} ({owner.patient_name}), but this object names patient "
-            f"{patient.patient_id!r}; correct the PatientID or the StudyInstanceUID",
+            f"{fields['patient_id']!r}; correct the PatientID or the StudyInstanceUID",
         )
+    if known:
+        _record_mismatches(hospital, owner, parsed)
     return study
 
 
-def _series(hospital: Hospital, study: Study, parsed: ParsedObject) -> tuple[Series, bool]:
+def _series(
+    hospital: Hospital, study: Study, parsed: ParsedObject, name: str
+) -> tuple[Series, bool]:
     series, created = Series.objects.for_hospital(hospital).get_or_create(
         hospital=hospital,
         series_instance_uid=parsed.series_instance_uid,
@@ -89,7 +127,7 @@ def _series(hospital: Hospital, study: Study, parsed: ParsedObject) -> tuple[Ser
     )
     if series.study_id != study.pk:
         raise HierarchyConflictError(
-            parsed.sop_instance_uid,
+            name,
             f"series {parsed.series_instance_uid} belongs to another study than "
             f"{parsed.study_instance_uid}",
         )
@@ -119,15 +157,16 @@ def _remove_instance(instance: Instance) -> None:
         )
     else:
         series.save(update_fields=["number_of_instances", "size_bytes", "updated_at"])
-    study.save(
-        update_fields=[
-            "number_of_instances",
-            "size_bytes",
-            "number_of_series",
-            "modalities_in_study",
-            "updated_at",
-        ]
-    )
+    study.save(update_fields=_STUDY_COUNTS)
+
+
+_STUDY_COUNTS = [
+    "number_of_instances",
+    "size_bytes",
+    "number_of_series",
+    "modalities_in_study",
+    "updated_at",
+]
 
 
 def index_object(
@@ -141,19 +180,44 @@ def index_object(
     source_detail: str,
     name: str,
 ) -> IndexOutcome:
-    """Insert (or confirm, or replace) the instance row and update the counts, atomically."""
+    """Insert (or confirm, or replace) the instance row and update the counts, atomically.
+
+    The common case (a new instance in a known study and series) is: lock the study (with its
+    patient), read the series, insert the instance, update the series and the study.
+    """
+
+    def insert(series: Series) -> Instance:
+        with transaction.atomic():  # a savepoint: a duplicate UID must not abort the rest
+            return Instance.objects.create(
+                hospital=hospital,
+                series=series,
+                sop_instance_uid=parsed.sop_instance_uid,
+                sop_class_uid=parsed.sop_class_uid,
+                transfer_syntax_uid=parsed.transfer_syntax_uid,
+                blob_key=blob_key,
+                size_bytes=size_bytes,
+                sha256=sha256,
+                source=source,
+                source_detail=source_detail[:255],
+                metadata=parsed.metadata,
+                **parsed.instance,
+            )
+
     with transaction.atomic():
-        patient = resolve_patient(hospital, parsed)
-        study = _locked_study(hospital, patient, parsed)
-        existing = (
-            Instance.objects.for_hospital(hospital)
-            .select_for_update()
-            .filter(sop_instance_uid=parsed.sop_instance_uid)
-            .first()
-        )
+        study = _locked_study(hospital, parsed, name)
+        series, series_created = _series(hospital, study, parsed, name)
         obsolete: str | None = None
-        if existing is not None:
+        try:
+            instance = insert(series)
+        except IntegrityError:
+            existing = (
+                Instance.objects.for_hospital(hospital)
+                .select_for_update()
+                .get(sop_instance_uid=parsed.sop_instance_uid)
+            )
             if existing.sha256 == sha256:
+                if series_created:
+                    series.delete()  # created for this object only; nothing to count
                 return IndexOutcome(existing, "already_present")
             if hospital.duplicate_policy != DuplicatePolicy.KEEP_NEWEST:
                 raise DuplicateConflictError(
@@ -161,39 +225,12 @@ def index_object(
                     f"SOP Instance UID {parsed.sop_instance_uid} is already stored with "
                     "different content; the hospital's policy is to reject such objects "
                     "(change it to 'keep newest' to replace, or give the object a new UID)",
-                )
+                ) from None
             obsolete = existing.blob_key
             _remove_instance(existing)
             study.refresh_from_db()
-        series, series_created = _series(hospital, study, parsed)
-        try:
-            with transaction.atomic():
-                instance = Instance.objects.create(
-                    hospital=hospital,
-                    series=series,
-                    sop_instance_uid=parsed.sop_instance_uid,
-                    sop_class_uid=parsed.sop_class_uid,
-                    transfer_syntax_uid=parsed.transfer_syntax_uid,
-                    blob_key=blob_key,
-                    size_bytes=size_bytes,
-                    sha256=sha256,
-                    source=source,
-                    source_detail=source_detail[:255],
-                    metadata=parsed.metadata,
-                    **parsed.instance,
-                )
-        except IntegrityError:
-            # Lost a race with another process storing the same SOP Instance UID.
-            raced = Instance.objects.for_hospital(hospital).get(
-                sop_instance_uid=parsed.sop_instance_uid
-            )
-            if raced.sha256 == sha256:
-                return IndexOutcome(raced, "already_present")
-            raise DuplicateConflictError(
-                name,
-                f"SOP Instance UID {parsed.sop_instance_uid} was stored at the same moment "
-                "with different content",
-            ) from None
+            series, series_created = _series(hospital, study, parsed, name)
+            instance = insert(series)
         series.number_of_instances += 1
         series.size_bytes += size_bytes
         series.save(update_fields=["number_of_instances", "size_bytes", "updated_at"])
@@ -202,13 +239,5 @@ def index_object(
         if series_created:
             study.number_of_series += 1
         _add_modality(study, series.modality)
-        study.save(
-            update_fields=[
-                "number_of_instances",
-                "size_bytes",
-                "number_of_series",
-                "modalities_in_study",
-                "updated_at",
-            ]
-        )
+        study.save(update_fields=_STUDY_COUNTS)
     return IndexOutcome(instance, "replaced" if obsolete else "stored", obsolete)

@@ -140,6 +140,7 @@ def _existing_same(hospital: Hospital, parsed: ParsedObject, sha256: str) -> Ins
     return (
         Instance.objects.for_hospital(hospital)
         .filter(sop_instance_uid=parsed.sop_instance_uid, sha256=sha256)
+        .only("pk", "size_bytes", "blob_key")
         .first()
     )
 

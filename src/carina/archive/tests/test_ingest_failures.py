@@ -54,7 +54,7 @@ def _raise(*args: object, **kwargs: object) -> None:
     raise InjectedError("injected")
 
 
-INDEX_STEPS = ["resolve_patient", "_locked_study", "_series", "_add_modality"]
+INDEX_STEPS = ["_record_mismatches", "_locked_study", "_series", "_add_modality"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -74,6 +74,24 @@ def test_failure_while_indexing_rolls_back_and_removes_the_blob(
     for path in series[1:]:  # same series (existing rows) and a new series (new rows)
         with pytest.raises(InjectedError):
             ingest(path, hospital=hospital, origin=Origin(Source.IMPORT))
+    assert snapshot() == before
+    assert received == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("step", ["resolve_patient", "_series", "_add_modality"])
+def test_failure_while_indexing_a_new_study_leaves_nothing(
+    step: str,
+    series: list[Path],
+    hospital: Hospital,
+    monkeypatch: pytest.MonkeyPatch,
+    snapshot: Callable[[], dict[str, object]],
+    received: list[dict[str, Any]],
+) -> None:
+    before = snapshot()
+    monkeypatch.setattr(index_module, step, _raise)
+    with pytest.raises(InjectedError):
+        ingest(series[0], hospital=hospital, origin=Origin(Source.IMPORT))
     assert snapshot() == before
     assert received == []
 

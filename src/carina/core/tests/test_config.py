@@ -20,6 +20,11 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
     assert env.storage.path == tmp_path / "blobs"
 
 
+def test_sqlite_url_names_an_absolute_file() -> None:
+    env = load_env({"CARINA_DATABASE_URL": "sqlite:////srv/carina/db.sqlite3"})
+    assert env.sqlite_path == Path("/srv/carina/db.sqlite3")
+
+
 def test_server_mode_values_are_parsed() -> None:
     env = load_env(
         {
@@ -48,6 +53,7 @@ def test_server_mode_values_are_parsed() -> None:
         ({"CARINA_AE_TITLE": "A_VERY_LONG_AE_TITLE"}, "not a valid DICOM AE title"),
         ({"CARINA_AE_TITLE": "BAD\\AE"}, "not a valid DICOM AE title"),
         ({"CARINA_DATABASE_URL": "mysql://x/y"}, "use postgres://"),
+        ({"CARINA_DATABASE_URL": "sqlite:///relative.db"}, "needs an absolute path"),
         ({"CARINA_STORAGE_URL": "ftp://x"}, "must be file:// or s3://"),
         ({"CARINA_STORAGE_URL": "s3://"}, "name the bucket"),
         ({"CARINA_STORAGE_URL": "s3://b?endpoint=x"}, "unknown option(s) endpoint"),

@@ -33,5 +33,6 @@ def test_ready_reports_broken_storage(client: Client, monkeypatch: pytest.Monkey
     }
 
 
-def test_health_only_answers_get(client: Client) -> None:
+def test_health_only_answers_get() -> None:
+    client = Client(enforce_csrf_checks=True)
     assert client.post("/api/health/live/").status_code == 405
