@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("serve", help="migrate, then run every part of Carina in the foreground")
     sub.add_parser("web", help="run the web server (HTTP) in the foreground")
+    sub.add_parser("dicom", help="run the DICOM listener (C-ECHO, C-STORE) in the foreground")
     sub.add_parser("migrate", help="create or update the database tables")
 
     p = sub.add_parser("createadmin", help="create or update an administrator (idempotent)")
@@ -42,6 +43,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="an AE title the hospital answers to (repeat for several)",
     )
     hospitals.add_parser("list", help="list hospitals and their AE titles")
+
+    nodes = sub.add_parser("nodes", help="manage the known remote DICOM nodes").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = nodes.add_parser("add", help="add a remote DICOM node or update it (idempotent)")
+    p.add_argument("name")
+    p.add_argument("--hospital", default="default", metavar="SLUG")
+    p.add_argument("--ae", required=True, metavar="AE_TITLE", help="the node's AE title")
+    p.add_argument("--host", required=True, help="host name or IP address it listens on")
+    p.add_argument("--port", required=True, type=int)
+    p.add_argument("--description")
+    flag = argparse.BooleanOptionalAction
+    state = p.add_mutually_exclusive_group()
+    state.add_argument("--enable", dest="enabled", action="store_const", const=True)
+    state.add_argument(
+        "--disable", dest="enabled", action="store_const", const=False, help="reject its calls"
+    )
+    for service in ("echo", "store", "query", "retrieve"):
+        p.add_argument(f"--{service}", dest=f"may_{service}", action=flag)
+    p.add_argument("--move-destination", dest="is_move_destination", action=flag)
+    p = nodes.add_parser("list", help="list remote DICOM nodes")
+    p.add_argument("--hospital", metavar="SLUG")
 
     p = sub.add_parser("import", help="import DICOM files, folders (recursively) and ZIP archives")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -83,6 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "add":
             return hospitals_add(args.slug, args.name, args.ae)
         return hospitals_list()
+    if args.command == "dicom":
+        from carina.cli.dicom import run_dicom
+
+        return run_dicom()
+    if args.command == "nodes":
+        from carina.cli.nodes import node_options, nodes_add, nodes_list
+
+        if args.action == "add":
+            return nodes_add(
+                args.name, args.hospital, args.ae, args.host, args.port, node_options(args)
+            )
+        return nodes_list(args.hospital)
     if args.command == "import":
         from carina.cli.importer import run_import
 

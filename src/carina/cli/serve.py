@@ -1,7 +1,7 @@
 """``carina serve`` and ``carina web``.
 
 ``serve`` migrates, then starts every part that exists as a child process (today: the web
-server; the DICOM listener and the worker join as their issues land), waits until
+server and the DICOM listener; the worker joins as its issue lands), waits until
 ``/api/health/live/`` answers, and stops the children cleanly on Ctrl-C or SIGTERM.
 """
 
@@ -71,6 +71,16 @@ def _wait_live(url: str, children: list[subprocess.Popen[bytes]], timeout: float
     return False
 
 
+def _sweep_staging() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carina.config.settings")
+    import django
+
+    django.setup()
+    from carina.archive.ingest.pipeline import sweep_staging
+
+    return sweep_staging()
+
+
 def serve() -> int:
     """Migrate, start the parts, report readiness, supervise until told to stop."""
     env = _env_or_exit()
@@ -79,9 +89,16 @@ def serve() -> int:
     if migrate.returncode != 0:
         sys.stderr.write("carina: migration failed; not starting.\n")
         return migrate.returncode
-    parts = {"web": [python, "-m", "carina", "web"]}
+    removed = _sweep_staging()
+    if removed:
+        print(f"Removed {removed} stale staging file(s) left by an interrupted transfer.")
+    parts = {
+        "web": [python, "-m", "carina", "web"],
+        "dicom": [python, "-m", "carina", "dicom"],
+    }
     children = {name: subprocess.Popen(argv) for name, argv in parts.items()}
     stopping = False
+    code = 0
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -95,8 +112,7 @@ def serve() -> int:
         print(f"Carina is ready: {base}/ (admin at {base}/admin/)", flush=True)
     else:
         sys.stderr.write("carina: the web server did not become ready; see the log above.\n")
-        stopping = True
-    code = 0
+        stopping, code = True, 1
     while not stopping:
         for name, child in children.items():
             if child.poll() is not None:

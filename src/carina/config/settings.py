@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "carina.accounts",
     "carina.archive",
     "carina.ops",
+    "carina.dimse",
 ]
 
 MIDDLEWARE = [
@@ -126,7 +127,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = CARINA_HOME / "static"
 # Static files (admin, UI) are served by WhiteNoise straight from the installed packages, so
 # `carina serve` needs no collectstatic step and no separate web server.
 WHITENOISE_USE_FINDERS = True
@@ -137,6 +137,7 @@ CARINA_AE_TITLE = CARINA.ae_title
 CARINA_STORAGE = CARINA.storage
 CARINA_STAGING_DIR = CARINA_HOME / "staging"
 CARINA_LOG_DIR = CARINA_HOME / "logs"
+CARINA_LOG_DIR.mkdir(exist_ok=True)
 CARINA_HTTP_HOST = CARINA.http_host
 CARINA_HTTP_PORT = CARINA.http_port
 CARINA_DICOM_HOST = CARINA.dicom_host
@@ -156,6 +157,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"carina": {"handlers": ["console"], "level": CARINA.log_level}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Every process (web, DICOM listener, worker, CLI) appends to the same file; lines are
+        # written with O_APPEND, and logrotate may move the file (WatchedFileHandler reopens).
+        "file": {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": str(CARINA_LOG_DIR / "carina.log"),
+            "formatter": "plain",
+        },
+    },
+    "loggers": {"carina": {"handlers": ["console", "file"], "level": CARINA.log_level}},
 }

@@ -13,6 +13,7 @@ import enum
 import errno
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +117,26 @@ def staged(source: BinaryIO | Path, name: str) -> Iterator[StagedFile]:
         yield StagedFile(path, size, digest.hexdigest())
     finally:
         path.unlink(missing_ok=True)
+
+
+def sweep_staging(older_than_seconds: float = 3600) -> int:
+    """Delete staging files older than the limit: left by a process killed while receiving.
+
+    Called by ``carina serve`` before it starts the parts. Returns how many were removed.
+    """
+    staging_dir = Path(settings.CARINA_STAGING_DIR)
+    if not staging_dir.exists():
+        return 0
+    limit = time.time() - older_than_seconds
+    removed = 0
+    for path in staging_dir.rglob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < limit:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def _read(stream: BinaryIO, name: str) -> bytes:

@@ -1,0 +1,313 @@
+"""The listener's event handlers: who may associate, C-ECHO and C-STORE.
+
+Handlers only check the request and translate it; storing is the ingest pipeline's job
+(:func:`carina.archive.ingest.ingest`), which returns only once the object is durable and
+indexed. A handler never raises: every failure becomes a DIMSE status with an Error Comment.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
+from pynetdicom import evt
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import split_dataset
+from pynetdicom.events import Event, EventHandlerType
+
+from carina.archive.ingest import IngestError, Origin, ingest
+from carina.archive.models import Source
+from carina.dimse.association import CarinaAssociation, Peer
+from carina.dimse.conformance import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    contexts_for_request,
+)
+from carina.dimse.models import Service
+from carina.dimse.nodes import node_for_ae
+from carina.tenancy.lookups import hospital_for_called_ae
+from carina.tenancy.models import UnknownCallingAEPolicy
+
+logger = logging.getLogger(__name__)
+
+# DIMSE statuses (PS3.7 Annex C, PS3.4 B.2.3). Ingest failures carry their own.
+SUCCESS = 0x0000
+#: Refused: Not Authorized (PS3.7 C.5.x general status): the node may not use the service.
+NOT_AUTHORIZED = 0x0124
+#: Refused: Out of Resources (PS3.4 B.2.3): also used for an unexpected internal error, so that
+#: the sender keeps the object and may try again.
+OUT_OF_RESOURCES = 0xA700
+#: Error: Data Set does not match SOP Class (PS3.4 B.2.3).
+SOP_CLASS_MISMATCH = 0xA900
+
+# A-ASSOCIATE-RJ parameters (PS3.8 9.3.4, Table 9-21).
+REJECTED_PERMANENT = 0x01
+REJECTED_TRANSIENT = 0x02
+SOURCE_SERVICE_USER = 0x01
+NO_REASON_GIVEN = 0x01
+CALLING_AE_NOT_RECOGNISED = 0x03
+CALLED_AE_NOT_RECOGNISED = 0x07
+
+_NOT_LO = re.compile(r"[\x00-\x1f\x7f\\]+")
+
+
+def error_comment(text: str) -> str:
+    """``text`` as an Error Comment (0000,0902): VR LO, at most 64 characters of the default
+    repertoire, no backslash or control characters (PS3.5 6.2)."""
+    clean = _NOT_LO.sub(" ", text.replace("\\", "/")).encode("ascii", "replace").decode()
+    clean = clean.strip()
+    return clean if len(clean) <= 64 else clean[:61].rstrip() + "..."
+
+
+def failure(status: int, comment: str) -> Dataset:
+    """A status data set for a handler's answer."""
+    ds = Dataset()
+    ds.Status = status
+    ds.ErrorComment = error_comment(comment)
+    return ds
+
+
+# --- association acceptance -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an association request is refused (A-ASSOCIATE-RJ)."""
+
+    result: int
+    source: int
+    diagnostic: int
+    reason: str
+
+
+def admit(called_ae: str, calling_ae: str, address: str) -> Peer | Rejection:
+    """Decide on an association request from its AE titles (PS3.8 7.1.1.3, 7.1.1.4).
+
+    The called AE title picks the hospital; the calling AE title is looked up among that
+    hospital's nodes. An unknown calling AE title is accepted or rejected by the hospital's
+    policy; a disabled node is rejected.
+    """
+    called_ae, calling_ae = called_ae.strip(), calling_ae.strip()
+    hospital = hospital_for_called_ae(called_ae)
+    if hospital is None:
+        return Rejection(
+            REJECTED_PERMANENT,
+            SOURCE_SERVICE_USER,
+            CALLED_AE_NOT_RECOGNISED,
+            f"called AE title {called_ae!r} is not one Carina answers to",
+        )
+    node = node_for_ae(hospital, calling_ae)
+    if node is None:
+        if hospital.unknown_calling_ae_policy == UnknownCallingAEPolicy.ACCEPT:
+            return Peer(hospital, called_ae, calling_ae, address, None)
+        return Rejection(
+            REJECTED_PERMANENT,
+            SOURCE_SERVICE_USER,
+            CALLING_AE_NOT_RECOGNISED,
+            f"calling AE title {calling_ae!r} is not a known node of hospital "
+            f"{hospital.slug!r}, whose policy rejects unknown callers",
+        )
+    if not node.enabled:
+        return Rejection(
+            REJECTED_PERMANENT,
+            SOURCE_SERVICE_USER,
+            CALLING_AE_NOT_RECOGNISED,
+            f"node {node.name!r} ({calling_ae}) of hospital {hospital.slug!r} is disabled",
+        )
+    return Peer(hospital, called_ae, calling_ae, address, node)
+
+
+def handle_requested(event: Event) -> None:
+    """EVT_REQUESTED: admit the requestor or send an A-ASSOCIATE-RJ, before negotiation."""
+    assoc = event.assoc
+    request = assoc.requestor.primitive
+    assert request is not None
+    address = f"{assoc.requestor.address}:{assoc.requestor.port}"
+    try:
+        decision = admit(request.called_ae_title, request.calling_ae_title, address)
+    except Exception:
+        logger.exception("association request from %s could not be checked", address)
+        decision = Rejection(
+            REJECTED_TRANSIENT, SOURCE_SERVICE_USER, NO_REASON_GIVEN, "internal error"
+        )
+    if isinstance(decision, Rejection):
+        logger.warning(
+            "association from %s (%s → %s) rejected: %s",
+            address,
+            request.calling_ae_title.strip(),
+            request.called_ae_title.strip(),
+            decision.reason,
+        )
+        assoc.acse.send_reject(decision.result, decision.source, decision.diagnostic)
+        # Wait until the rejection is sent and the connection closed, and stop the
+        # association's reader (as pynetdicom does for its own rejections).
+        assoc.kill()
+        return
+    if isinstance(assoc, CarinaAssociation):
+        assoc.peer = decision
+    assoc.acceptor.supported_contexts = contexts_for_request(
+        request.presentation_context_definition_list
+    )
+    logger.info("association from %s accepted", decision)
+
+
+def handle_connection_closed(event: Event) -> None:
+    """EVT_CONN_CLOSE: a connection that closes before its A-ASSOCIATE-RQ arrived (a port
+    scan, garbage, a peer giving up) ends its association thread at once.
+
+    pynetdicom would otherwise wait the whole ACSE timeout for the request, and such threads
+    count against the association limit, so a burst of them would lock real peers out.
+    Waking the waiting thread with "nothing received" makes it end as on a timeout.
+    """
+    assoc = event.assoc
+    if assoc.is_acceptor and not assoc.is_established and assoc.requestor.primitive is None:
+        assoc.dul.to_user_queue.put(None)  # type: ignore[arg-type]
+
+
+def peer_of(event: Event) -> Peer | None:
+    """The admitted peer of the event's association."""
+    return event.assoc.peer if isinstance(event.assoc, CarinaAssociation) else None
+
+
+def _count(event: Event, stored: bool) -> None:
+    if isinstance(event.assoc, CarinaAssociation):
+        if stored:
+            event.assoc.stored += 1
+        else:
+            event.assoc.refused += 1
+
+
+# --- C-ECHO ---------------------------------------------------------------------------
+
+
+def handle_echo(event: Event) -> int | Dataset:
+    """EVT_C_ECHO: Verification (PS3.4 Annex A)."""
+    peer = peer_of(event)
+    if peer is None or not peer.may(Service.ECHO):
+        calling = peer.calling_ae if peer else "?"
+        return failure(NOT_AUTHORIZED, f"{calling} may not use C-ECHO here")
+    return SUCCESS
+
+
+# --- C-STORE --------------------------------------------------------------------------
+
+
+class _Part10Stream(io.RawIOBase):
+    """A Part 10 file read as Carina's file meta followed by the received data set bytes."""
+
+    def __init__(self, header: bytes, body: BinaryIO) -> None:
+        self._header = header
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._header:
+            n = min(len(buffer), len(self._header))
+            buffer[:n] = self._header[:n]
+            self._header = self._header[n:]
+            return n
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@contextmanager
+def part10_stream(
+    dataset_path: Path, *, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str
+) -> Iterator[BinaryIO]:
+    """The received data set as a DICOM file, streamed from the spool file (PS3.10 7.1).
+
+    pynetdicom spools the data set exactly as received, behind a file meta of its own; Carina
+    writes its own file meta instead (its implementation identity, and the sender's AE title as
+    Source Application Entity Title) and keeps the data set bytes untouched.
+    """
+    _, offset = split_dataset(dataset_path)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+    meta.TransferSyntaxUID = UID(transfer_syntax)
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    meta.SourceApplicationEntityTitle = source_ae
+    header = DicomBytesIO()
+    header.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(header, meta, enforce_standard=True)
+    with dataset_path.open("rb") as body:
+        body.seek(offset)
+        raw = _Part10Stream(header.getvalue(), body)
+        yield cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
+
+
+def handle_store(event: Event) -> int | Dataset:
+    """EVT_C_STORE: Storage (PS3.4 Annex B). Success only after ingest returns."""
+    peer = peer_of(event)
+    request = cast(C_STORE, event.request)
+    if peer is None or not peer.may(Service.STORE):
+        _count(event, stored=False)
+        calling = peer.calling_ae if peer else "?"
+        where = f" of hospital {peer.hospital.slug}" if peer else ""
+        return failure(NOT_AUTHORIZED, f"{calling} may not store into this archive{where}")
+    affected = str(request.AffectedSOPClassUID or "")
+    context = event.context
+    if affected != context.abstract_syntax:
+        _count(event, stored=False)
+        logger.warning(
+            "refused C-STORE from %s: Affected SOP Class %s sent on context %d, which was "
+            "negotiated for %s",
+            peer.calling_ae,
+            affected,
+            context.context_id,
+            context.abstract_syntax,
+        )
+        return failure(
+            SOP_CLASS_MISMATCH,
+            f"wrong context: {context.context_id} is for {context.abstract_syntax}",
+        )
+    name = f"C-STORE from {peer.calling_ae}"
+    try:
+        with part10_stream(
+            event.dataset_path,
+            sop_class=affected,
+            sop_instance=str(request.AffectedSOPInstanceUID or ""),
+            transfer_syntax=context.transfer_syntax,
+            source_ae=peer.calling_ae,
+        ) as stream:
+            result = ingest(
+                stream,
+                hospital=peer.hospital,
+                origin=Origin(Source.DIMSE, peer.calling_ae),
+                name=name,
+                expected_sop_class_uid=affected,
+            )
+    except IngestError as err:
+        _count(event, stored=False)
+        logger.warning("refused (0x%04X) %s", err.dimse_status, err.message)
+        return failure(err.dimse_status, err.reason)
+    except Exception:
+        _count(event, stored=False)
+        logger.exception("%s failed unexpectedly", name)
+        return failure(OUT_OF_RESOURCES, "internal error in Carina; see the listener log")
+    _count(event, stored=True)
+    logger.debug("%s: %s %s", name, result.status, result.sop_instance_uid)
+    return SUCCESS
+
+
+#: The listener's event handlers (``evt_handlers`` of pynetdicom's server).
+HANDLERS: list[EventHandlerType] = [
+    (evt.EVT_REQUESTED, handle_requested),
+    (evt.EVT_CONN_CLOSE, handle_connection_closed),
+    (evt.EVT_C_ECHO, handle_echo),
+    (evt.EVT_C_STORE, handle_store),
+]

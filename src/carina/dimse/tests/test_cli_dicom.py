@@ -1,0 +1,80 @@
+"""``carina dicom`` as an operator runs it: a foreground process that stores what DCMTK sends
+and, on SIGTERM, lets the association in progress finish before it exits."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom.presentation import build_context
+
+from carina.archive.models import Instance
+from carina.core.testing import child_env, free_port, write_series
+from carina.dimse import scu
+from carina.dimse.tests.conftest import HOST, SCU_AE, dcmtk, scu_args
+from carina.tenancy.models import Hospital
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_carina_dicom_stores_and_stops_gracefully(
+    tmp_path: Path, settings: Any, hospital: Hospital
+) -> None:
+    port = free_port()
+    env = child_env(
+        tmp_path / "home",
+        storage_url=f"file://{settings.CARINA_STORAGE.path}",
+        CARINA_DICOM_HOST=HOST,
+        CARINA_DICOM_PORT=str(port),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carina", "dicom"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert _wait_until(lambda: dcmtk("echoscu", *scu_args(port)).returncode == 0, 60)
+        first = write_series(tmp_path / "first", 3)
+        stored = dcmtk("storescu", *scu_args(port), *map(str, first))
+        assert stored.returncode == 0, stored.stderr
+        assert Instance.objects.for_hospital(hospital).count() == 3
+
+        later = write_series(tmp_path / "later", 2)
+        target = scu.Target(HOST, port, "CARINA")
+        context = build_context(CT, ExplicitVRLittleEndian)
+        with scu.associate(target, [context], SCU_AE) as assoc:
+            assert assoc.send_c_store(later[0]).Status == 0x0000
+            proc.send_signal(signal.SIGTERM)
+            # New associations are refused at once; the open one goes on.
+            assert _wait_until(lambda: dcmtk("echoscu", *scu_args(port)).returncode != 0, 10)
+            assert assoc.send_c_store(later[1]).Status == 0x0000
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+    assert f"Carina DICOM listener on {HOST}:{port}, AE titles: CARINA" in output
+    assert "Stopping the DICOM listener (1 association(s) in progress)" in output
+    assert "aborted" not in output
+    assert Instance.objects.for_hospital(hospital).count() == 5
