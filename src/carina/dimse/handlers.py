@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -171,7 +171,8 @@ def handle_connection_closed(event: Event) -> None:
     """
     assoc = event.assoc
     if assoc.is_acceptor and not assoc.is_established and assoc.requestor.primitive is None:
-        assoc.dul.to_user_queue.put(None)  # type: ignore[arg-type]
+        queue: Any = assoc.dul.to_user_queue
+        queue.put(None)
 
 
 def peer_of(event: Event) -> Peer | None:
