@@ -13,11 +13,13 @@ import logging
 import os
 import queue
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
 from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
 
 from carina.dimse.models import RemoteNode, Service
 from carina.tenancy.models import Hospital
@@ -54,12 +56,44 @@ class Peer:
         )
 
 
+#: A service Carina implements itself: called with the association, the request primitive and
+#: its accepted presentation context, it sends every response itself.
+OwnService = Callable[["CarinaAssociation", Any, PresentationContext], None]
+
+
 class CarinaAssociation(Association):
     """An acceptor association with Carina's per-association state."""
 
     peer: Peer | None = None
     stored: int = 0
     refused: int = 0
+    #: Instances sent by C-MOVE and C-GET sub-operations (completed or with a warning).
+    sent: int = 0
+    #: Services served by Carina's own code instead of pynetdicom's service classes, by
+    #: request primitive class (the listener sets C-MOVE and C-GET: docs/dimse.md).
+    own_services: Mapping[type, OwnService] = {}
+
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        """Serve a request with Carina's own service for its primitive class, if any, else as
+        pynetdicom does (mirrors pynetdicom 3.0's ``Association._serve_request``: pending
+        C-CANCELs are cleared, and the reactor counts as paused so that the service may send
+        C-STORE requests on this association)."""
+        serve = self.own_services.get(type(msg))
+        context = self._accepted_cx.get(context_id)
+        if serve is None or context is None or self._sent_release or not msg.is_valid_request:
+            super()._serve_request(msg, context_id)
+            return
+        self.dimse.cancel_req = {}
+        self._is_paused = True
+        try:
+            serve(self, msg, context)
+        except Exception:
+            logger.exception("%s from %s failed; aborting the association", msg.msg_type, self.peer)
+            self.abort()
+            return
+        finally:
+            self.dimse.cancel_req = {}
+        self._is_paused = False
 
     def run(self) -> None:
         started = time.monotonic()
@@ -70,11 +104,12 @@ class CarinaAssociation(Association):
             connections.close_all()
             if self.peer is not None:
                 logger.info(
-                    "association %s ended (%s): %d stored, %d refused, %.1f s",
+                    "association %s ended (%s): %d stored, %d refused, %d sent, %.1f s",
                     self.peer,
                     _ending(self),
                     self.stored,
                     self.refused,
+                    self.sent,
                     time.monotonic() - started,
                 )
 

@@ -155,8 +155,10 @@ def handle_requested(event: Event) -> None:
         return
     if isinstance(assoc, CarinaAssociation):
         assoc.peer = decision
+    # SOP classes the requestor wants to receive (SCP role proposed): C-GET sub-operations.
+    receives = [uid for uid, item in assoc.requestor.role_selection.items() if item.scp_role]
     assoc.acceptor.supported_contexts = contexts_for_request(
-        request.presentation_context_definition_list
+        request.presentation_context_definition_list, receives
     )
     logger.info("association from %s accepted", decision)
 

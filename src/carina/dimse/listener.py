@@ -21,15 +21,19 @@ from typing import Any, Self, cast
 
 from django.conf import settings
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
-from carina.dimse.association import CarinaAssociation
+from carina.dimse.association import CarinaAssociation, OwnService
 from carina.dimse.conformance import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
     supported_contexts,
 )
+from carina.dimse.find import FIND_HANDLERS
+from carina.dimse.get import serve_get
 from carina.dimse.handlers import HANDLERS
+from carina.dimse.move import serve_move
 from carina.dimse.transport import TunedAE, TunedAssociationSocket
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,10 @@ logger = logging.getLogger(__name__)
 MODE_ACCEPTOR = "acceptor"
 #: Spooled data sets older than this at start-up were left by a crash; they are removed.
 STALE_SPOOL_SECONDS = 3600
+#: Services Carina serves with its own code rather than pynetdicom's event handlers, because
+#: their sub-operations must stream stored files and fall back to another transfer syntax
+#: (carina.dimse.move, carina.dimse.get).
+OWN_SERVICES: dict[type, OwnService] = {C_MOVE: serve_move, C_GET: serve_get}
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class CarinaRequestHandler(RequestHandler):
 
     def _create_association(self) -> Association:
         assoc = CarinaAssociation(self.ae, MODE_ACCEPTOR)
+        assoc.own_services = OWN_SERVICES
         assoc._server = self.server
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
         assoc.set_socket(TunedAssociationSocket(assoc, client_socket=self.request))
@@ -148,7 +157,7 @@ class Listener:
             tempfile.tempdir = str(config.spool_dir)
         server = self.ae.make_server(
             (config.host, config.port),
-            evt_handlers=HANDLERS,
+            evt_handlers=[*HANDLERS, *FIND_HANDLERS],
             server_class=ThreadedAssociationServer,
             request_handler=CarinaRequestHandler,
         )

@@ -4,21 +4,28 @@
 * :func:`echo` — C-ECHO (PS3.4 Annex A): status and round-trip time.
 * :func:`store` — C-STORE (PS3.4 Annex B) of many files over one association, each sent as it
   is stored (its own transfer syntax, streamed from the file), with a progress callback.
+* :func:`move` — C-MOVE (PS3.4 C.4.2): ask a peer to send objects to a move destination, with
+  the sub-operation counts of each Pending response as progress, and C-CANCEL.
+* :func:`find` — C-FIND (PS3.4 C.4.1): query a peer, each match passed to a callback as it
+  arrives, and C-CANCEL.
 
 Sockets are tuned like the listener's (:mod:`carina.dimse.transport`).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_file_meta_info
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext, build_context
@@ -26,6 +33,10 @@ from pynetdicom.presentation import PresentationContext, build_context
 from carina.dimse.conformance import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
+    PATIENT_ROOT_FIND,
+    PATIENT_ROOT_MOVE,
+    STUDY_ROOT_FIND,
+    STUDY_ROOT_MOVE,
     VERIFICATION,
 )
 from carina.dimse.models import RemoteNode
@@ -288,3 +299,210 @@ def _send_one(assoc: Association, item: _Item, target: Target) -> StoreOutcome:
     return StoreOutcome(
         item.path, item.sop_instance, int(rsp.Status), str(rsp.get("ErrorComment", ""))
     )
+
+
+# --- C-MOVE ---------------------------------------------------------------------------
+
+#: C-MOVE information models by name (PS3.4 C.6.1.1.3, C.6.2.1.2).
+MOVE_MODELS = {"patient": PATIENT_ROOT_MOVE, "study": STUDY_ROOT_MOVE}
+_PENDING = (0xFF00, 0xFF01)
+
+
+@dataclass(frozen=True)
+class MoveProgress:
+    """The sub-operation counts of one Pending C-MOVE response."""
+
+    remaining: int
+    completed: int
+    failed: int
+    warning: int
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """The final C-MOVE response: status, counts, Error Comment and failed instances."""
+
+    status: int
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    #: Sub-operations not started (a Cancel response says how many).
+    remaining: int = 0
+    error_comment: str = ""
+    failed_sop_instance_uids: tuple[str, ...] = ()
+    #: How many Pending responses came before it.
+    pending: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0x0000
+
+
+def move(
+    target: RemoteNode | Target,
+    level: str,
+    identifier: Dataset | Mapping[str, str | Sequence[str]],
+    move_destination: str,
+    model: str = "study",
+    on_progress: Callable[[MoveProgress], None] | None = None,
+    *,
+    calling_ae: str | None = None,
+    cancel: threading.Event | None = None,
+    timeout: float = 60.0,
+) -> MoveResult:
+    """Ask ``target`` to send what ``identifier`` names at ``level`` (PATIENT, STUDY, SERIES,
+    IMAGE) to the AE title ``move_destination``, with the Patient Root or Study Root model.
+
+    ``identifier`` is a data set or a mapping of keywords to values (a list of UIDs is
+    allowed). ``on_progress`` gets the counts of every Pending response; when ``cancel`` is
+    set, a C-CANCEL is sent after the next one. Returns the final response; raises
+    :class:`DimseError` when there is no association or no final response.
+    """
+    if model not in MOVE_MODELS:
+        raise ValueError(f"model must be one of {sorted(MOVE_MODELS)}, not {model!r}")
+    sop_class = MOVE_MODELS[model]
+    if isinstance(target, RemoteNode):
+        target = target_of(target, None, None)
+    ds = _identifier(level, identifier)
+    context = build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    pending = 0
+    cancel_sent = False
+    with associate(target, [context], calling_ae, timeout) as assoc:
+        for status_ds, response_identifier in assoc.send_c_move(ds, move_destination, sop_class):
+            if "Status" not in status_ds:
+                raise DimseError(f"{target} did not answer the C-MOVE (timeout or abort)")
+            status = int(status_ds.Status)
+            if status in _PENDING:
+                pending += 1
+                if on_progress is not None:
+                    on_progress(_move_counts(status_ds))
+                if cancel is not None and cancel.is_set() and not cancel_sent:
+                    assoc.send_c_cancel(1, query_model=sop_class)
+                    cancel_sent = True
+                continue
+            counts = _move_counts(status_ds)
+            failed: tuple[str, ...] = ()
+            if response_identifier is not None:
+                value = response_identifier.get("FailedSOPInstanceUIDList") or []
+                failed = tuple(str(uid) for uid in ([value] if isinstance(value, str) else value))
+            return MoveResult(
+                status,
+                counts.completed,
+                counts.failed,
+                counts.warning,
+                counts.remaining,
+                str(status_ds.get("ErrorComment", "") or ""),
+                failed,
+                pending,
+            )
+    raise DimseError(f"{target} ended the C-MOVE without a final response")
+
+
+def _identifier(level: str, keys: Dataset | Mapping[str, str | Sequence[str]]) -> Dataset:
+    ds = Dataset()
+    if isinstance(keys, Dataset):
+        ds.update(keys)
+    else:
+        for keyword, value in keys.items():
+            setattr(ds, keyword, value if isinstance(value, str) else list(value))
+    ds.QueryRetrieveLevel = level
+    return ds
+
+
+def _move_counts(status_ds: Dataset) -> MoveProgress:
+    def number(keyword: str) -> int:
+        return int(status_ds.get(keyword) or 0)
+
+    return MoveProgress(
+        number("NumberOfRemainingSuboperations"),
+        number("NumberOfCompletedSuboperations"),
+        number("NumberOfFailedSuboperations"),
+        number("NumberOfWarningSuboperations"),
+    )
+
+
+# --- C-FIND ---------------------------------------------------------------------------
+
+#: C-FIND information models by name (PS3.4 C.6.1.1.2, C.6.2.1.1).
+FIND_MODELS = {"patient": PATIENT_ROOT_FIND, "study": STUDY_ROOT_FIND}
+
+
+@dataclass
+class FindResult:
+    """The outcome of a C-FIND: the final status, its Error Comment and Offending Element,
+    and the matches (the identifiers of the Pending responses, in order)."""
+
+    status: int
+    matches: list[Dataset] = field(default_factory=list)
+    error_comment: str = ""
+    offending_element: tuple[int, ...] = ()
+    #: Whether any Pending response was 0xFF01 (the peer did not support some keys).
+    warning: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0x0000
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == 0xFE00
+
+
+def find(
+    target: RemoteNode | Target,
+    level: str,
+    identifier: Dataset | Mapping[str, str | Sequence[str]],
+    model: str = "study",
+    on_result: Callable[[Dataset], bool | None] | None = None,
+    *,
+    calling_ae: str | None = None,
+    cancel: threading.Event | None = None,
+    keep: bool = True,
+    timeout: float = 60.0,
+) -> FindResult:
+    """Query ``target`` at ``level`` (PATIENT, STUDY, SERIES, IMAGE) with the Patient Root or
+    Study Root model (``model``: ``"patient"`` or ``"study"``).
+
+    ``identifier`` is a data set, or a mapping of keywords to values: ``""`` asks for a key
+    to be returned, a value matches (``{"PatientName": "SMITH*", "StudyDate": ""}``).
+    ``on_result`` gets each match as it arrives; when it returns ``False``, or ``cancel`` is
+    set, a C-CANCEL is sent and the peer ends with Cancel (0xFE00). ``keep=False`` does not
+    collect the matches in the result (for large answers handled by ``on_result``).
+    Returns the final response; raises :class:`DimseError` when there is no association or
+    no final response.
+    """
+    if model not in FIND_MODELS:
+        raise ValueError(f"model must be one of {sorted(FIND_MODELS)}, not {model!r}")
+    sop_class = FIND_MODELS[model]
+    if isinstance(target, RemoteNode):
+        target = target_of(target, None, None)
+    ds = _identifier(level, identifier)
+    context = build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    result = FindResult(status=-1)
+    cancel_sent = False
+    with associate(target, [context], calling_ae, timeout) as assoc:
+        responses = assoc.send_c_find(ds, sop_class)
+        for status_ds, match in responses:
+            if "Status" not in status_ds:
+                raise DimseError(f"{target} did not answer the C-FIND (timeout or abort)")
+            status = int(status_ds.Status)
+            if status in _PENDING:
+                result.warning = result.warning or status == 0xFF01
+                wanted = True
+                if match is not None:
+                    if keep:
+                        result.matches.append(match)
+                    if on_result is not None:
+                        wanted = on_result(match) is not False
+                stop = not wanted or (cancel is not None and cancel.is_set())
+                if stop and not cancel_sent:
+                    assoc.send_c_cancel(1, query_model=sop_class)
+                    cancel_sent = True
+                continue
+            result.status = status
+            result.error_comment = str(status_ds.get("ErrorComment", "") or "")
+            offending = status_ds.get("OffendingElement") or []
+            values = offending if isinstance(offending, list | tuple) else [offending]
+            result.offending_element = tuple(int(tag) for tag in values)
+            return result
+    raise DimseError(f"{target} ended the C-FIND without a final response")

@@ -65,7 +65,12 @@ def listener(make_listener: Callable[..., Listener]) -> Listener:
 def dcmtk(tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a DCMTK tool from /usr/bin (pynetdicom's same-named scripts are not it)."""
     return subprocess.run(
-        [f"/usr/bin/{tool}", *args], capture_output=True, text=True, timeout=timeout, check=False
+        [f"/usr/bin/{tool}", *args],
+        capture_output=True,
+        text=True,
+        errors="replace",  # DCMTK prints values in the data set's character set
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -148,7 +153,8 @@ def _elements(ds: Dataset) -> Dataset:
     (gggg,0000) and Data Set Trailing Padding (FFFC,FFFC), which DCMTK drops, and Pixel Data,
     compared as bytes instead (DCMTK corrects encapsulated Pixel Data labelled OW to OB,
     PS3.5 A.4)."""
-    copy = Dataset(ds)
-    for tag in [e.tag for e in copy if e.tag.element == 0 or e.tag in SKIPPED]:
-        del copy[tag]
+    copy = Dataset()  # a new data set: Dataset(ds) would share, and then lose, ds's elements
+    for elem in ds:
+        if elem.tag.element != 0 and elem.tag not in SKIPPED:
+            copy.add(elem)
     return copy

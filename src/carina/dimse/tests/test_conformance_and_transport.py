@@ -20,6 +20,7 @@ from pynetdicom.presentation import PresentationContext, build_context, negotiat
 
 from carina.dimse import scu
 from carina.dimse.conformance import (
+    RETRIEVE_SOP_CLASSES,
     STORAGE_SOP_CLASSES,
     contexts_for_request,
     supported_contexts,
@@ -76,7 +77,8 @@ def test_the_listener_supports_verification_and_every_storage_class() -> None:
     assert len(STORAGE_SOP_CLASSES) > 150
     assert CT in STORAGE_SOP_CLASSES
     contexts: list[PresentationContext] = supported_contexts()
-    assert len(contexts) == len(STORAGE_SOP_CLASSES) + 1
+    assert len(contexts) == len(supported_sop_classes())  # one context per SOP class
+    assert set(STORAGE_SOP_CLASSES) | set(RETRIEVE_SOP_CLASSES) <= set(supported_sop_classes())
 
 
 @pytest.mark.parametrize(
