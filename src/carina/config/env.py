@@ -125,9 +125,62 @@ DEFAULTS: dict[str, str] = {
     "CARINA_LOG_LEVEL": "INFO",
     "CARINA_ALLOWED_HOSTS": "",
     "CARINA_WEB_WORKERS": "2",
+    "CARINA_DICOM_MAX_ASSOCIATIONS": "32",
+    "CARINA_DICOM_MAX_PDU": "262144",
+    "CARINA_DICOM_TLS_CERT": "",
+    "CARINA_DICOM_TLS_KEY": "",
+    "CARINA_DICOM_TLS_CA": "",
 }
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+@dataclass(frozen=True)
+class DicomTLS:
+    """TLS for the DICOM listener (PS3.15 B.1, the TLS secure transport connection profile):
+    the listener's certificate and key, and optionally the CA whose certificates callers must
+    present."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number.") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}.")
+    return value
+
+
+def _dicom_tls(raw: Mapping[str, str]) -> DicomTLS | None:
+    cert, key, ca = (
+        raw["CARINA_DICOM_TLS_CERT"].strip(),
+        raw["CARINA_DICOM_TLS_KEY"].strip(),
+        raw["CARINA_DICOM_TLS_CA"].strip(),
+    )
+    if not cert and not key:
+        if ca:
+            raise ConfigError(
+                "CARINA_DICOM_TLS_CA is set without CARINA_DICOM_TLS_CERT and "
+                "CARINA_DICOM_TLS_KEY: client certificates are only checked over TLS."
+            )
+        return None
+    if not (cert and key):
+        raise ConfigError(
+            "Set both CARINA_DICOM_TLS_CERT and CARINA_DICOM_TLS_KEY to serve DICOM over TLS "
+            "(or neither for plain TCP)."
+        )
+    paths = {"CARINA_DICOM_TLS_CERT": cert, "CARINA_DICOM_TLS_KEY": key}
+    if ca:
+        paths["CARINA_DICOM_TLS_CA"] = ca
+    for name, value in paths.items():
+        if not Path(value).is_file():
+            raise ConfigError(f"{name}={value!r}: no such file.")
+    return DicomTLS(Path(cert), Path(key), Path(ca) if ca else None)
 
 
 @dataclass(frozen=True)
@@ -149,6 +202,9 @@ class CarinaEnv:
     log_level: str
     allowed_hosts: list[str] = field(default_factory=list)
     web_workers: int = 2
+    dicom_max_associations: int = 32
+    dicom_max_pdu: int = 262_144
+    dicom_tls: DicomTLS | None = None
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -203,14 +259,14 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
             f"CARINA_LOG_LEVEL={raw['CARINA_LOG_LEVEL']!r}: use one of "
             f"{', '.join(sorted(_LOG_LEVELS))}."
         )
-    try:
-        web_workers = int(raw["CARINA_WEB_WORKERS"])
-    except ValueError:
-        raise ConfigError(
-            f"CARINA_WEB_WORKERS={raw['CARINA_WEB_WORKERS']!r} is not a whole number."
-        ) from None
-    if not 1 <= web_workers <= 64:
-        raise ConfigError("CARINA_WEB_WORKERS must be between 1 and 64.")
+    web_workers = _int("CARINA_WEB_WORKERS", raw["CARINA_WEB_WORKERS"], 1, 64)
+    max_associations = _int(
+        "CARINA_DICOM_MAX_ASSOCIATIONS", raw["CARINA_DICOM_MAX_ASSOCIATIONS"], 1, 1000
+    )
+    # PS3.8 D.1: 0 means unlimited; otherwise at least the smallest useful PDU.
+    max_pdu = _int("CARINA_DICOM_MAX_PDU", raw["CARINA_DICOM_MAX_PDU"], 0, 2**32 - 1)
+    if 0 < max_pdu < 4096:
+        raise ConfigError("CARINA_DICOM_MAX_PDU must be 0 (no limit) or at least 4096 bytes.")
 
     storage_url = raw["CARINA_STORAGE_URL"].strip()
     return CarinaEnv(
@@ -229,4 +285,7 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
         log_level=log_level,
         allowed_hosts=[h.strip() for h in raw["CARINA_ALLOWED_HOSTS"].split(",") if h.strip()],
         web_workers=web_workers,
+        dicom_max_associations=max_associations,
+        dicom_max_pdu=max_pdu,
+        dicom_tls=_dicom_tls(raw),
     )

@@ -142,6 +142,9 @@ CARINA_HTTP_HOST = CARINA.http_host
 CARINA_HTTP_PORT = CARINA.http_port
 CARINA_DICOM_HOST = CARINA.dicom_host
 CARINA_DICOM_PORT = CARINA.dicom_port
+CARINA_DICOM_MAX_ASSOCIATIONS = CARINA.dicom_max_associations
+CARINA_DICOM_MAX_PDU = CARINA.dicom_max_pdu
+CARINA_DICOM_TLS = CARINA.dicom_tls
 #: Values longer than this (bytes) are left out of the stored DICOM JSON and replaced by a
 #: BulkDataURI (PS3.18 F.2.6); pixel data always is.
 CARINA_BULKDATA_THRESHOLD = 1024

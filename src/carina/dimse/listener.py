@@ -10,6 +10,7 @@ ingest pipeline has committed it, so nothing acknowledged is lost by stopping.
 from __future__ import annotations
 
 import logging
+import ssl
 import tempfile
 import threading
 import time
@@ -24,6 +25,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
+from carina.config.env import DicomTLS
 from carina.dimse.association import CarinaAssociation, OwnService
 from carina.dimse.conformance import (
     IMPLEMENTATION_CLASS_UID,
@@ -68,6 +70,8 @@ class ListenerConfig:
     network_timeout: float = 120.0
     #: Seconds associations in progress get to finish when the listener stops.
     grace_period: float = 30.0
+    #: TLS certificate, key and optional client CA; None serves plain TCP.
+    tls: DicomTLS | None = None
     #: Folder for received data sets on their way to the ingest pipeline; None keeps
     #: Python's temporary folder. Setting it sets :data:`tempfile.tempdir` for the process.
     spool_dir: Path | None = None
@@ -79,6 +83,9 @@ class ListenerConfig:
             host=settings.CARINA_DICOM_HOST,
             port=int(settings.CARINA_DICOM_PORT),
             ae_title=settings.CARINA_AE_TITLE,
+            max_associations=int(settings.CARINA_DICOM_MAX_ASSOCIATIONS),
+            max_pdu=int(settings.CARINA_DICOM_MAX_PDU),
+            tls=settings.CARINA_DICOM_TLS,
             spool_dir=Path(settings.CARINA_STAGING_DIR) / "dimse",
         )
         return replace(config, **overrides)
@@ -157,6 +164,7 @@ class Listener:
             tempfile.tempdir = str(config.spool_dir)
         server = self.ae.make_server(
             (config.host, config.port),
+            ssl_context=server_ssl_context(config.tls) if config.tls else None,
             evt_handlers=[*HANDLERS, *FIND_HANDLERS],
             server_class=ThreadedAssociationServer,
             request_handler=CarinaRequestHandler,
@@ -172,9 +180,10 @@ class Listener:
         )
         self._thread.start()
         logger.info(
-            "DICOM listener on %s:%d (max %d associations, max PDU %d)",
+            "DICOM listener on %s:%d%s (max %d associations, max PDU %d)",
             config.host,
             self.port,
+            " over TLS" if config.tls else "",
             config.max_associations,
             config.max_pdu,
         )
@@ -213,6 +222,18 @@ class Listener:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def server_ssl_context(tls: DicomTLS) -> ssl.SSLContext:
+    """The listener's TLS context (PS3.15 B.1/B.9: TLS 1.2 or newer). With a CA, callers
+    must present a certificate it signed; without, any caller may connect over TLS."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile=tls.cert, keyfile=tls.key)
+    if tls.ca is not None:
+        context.load_verify_locations(cafile=tls.ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _prepare_spool(folder: Path) -> None:
