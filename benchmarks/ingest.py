@@ -21,37 +21,48 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import http.client
 import json
-import os
-import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, LiteralString, cast
+from typing import Any, BinaryIO, cast
 
-if TYPE_CHECKING:
-    from carina.tenancy.models import Hospital
+from common import (
+    BENCHMARKS_MD,
+    MIB,
+    Children,
+    Progress,
+    carina_env,
+    database,
+    default_hospital,
+    find_orthanc,
+    free_port,
+    git_tree,
+    machine,
+    migrate,
+    orthanc_get,
+    orthanc_server,
+    orthanc_version,
+    pg_version,
+    rss_kib,
+    say,
+    setup_django,
+    snapshot_source,
+    stop_on_sigterm,
+    update_benchmarks_md,
+    wrap,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SECTION_TITLE = "## Ingest pipeline (benchmarks/ingest.py)"
-SETTINGS_MODULE = "carina.config.settings"
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-ORTHANC = "Orthanc"
-MIB = 1 << 20
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,64 +128,17 @@ class Files:
         return sum(p.stat().st_size for p in self.paths)
 
 
-def say(message: str) -> None:
-    """Progress goes to stderr, so that stdout keeps only the table."""
-    sys.stderr.write(f"{message}\n")
-    sys.stderr.flush()
-
-
-class Progress:
-    """Prints ``label: done/total`` on stderr at most every few seconds, and at the end."""
-
-    def __init__(self, label: str, total: int, every: float = 5.0) -> None:
-        self.label, self.total, self.every = label, total, every
-        self.done = 0
-        self.start = self.last = time.perf_counter()
-
-    def tick(self) -> None:
-        self.done += 1
-        now = time.perf_counter()
-        if self.done == self.total or now - self.last >= self.every:
-            self.last = now
-            say(f"    {self.label}: {self.done}/{self.total} ({now - self.start:.1f} s)")
-
-
-def rss_kib(pid: int | str = "self") -> int:
-    """Current resident set size of a process, in KiB (from /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 # --------------------------------------------------------------------------------------------
 # Child process side (``--worker``): runs in a fresh CARINA_HOME after ``carina migrate``
 
 
-def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
-    import django
-
-    django.setup()
-
-
-def _default_hospital() -> Hospital:
-    """The hospital created by the first migration (slug ``default``)."""
-    from carina.tenancy.lookups import hospital_by_slug
-
-    hospital = hospital_by_slug("default")
-    if hospital is None:
-        raise SystemExit("no 'default' hospital: did carina migrate run?")
-    return hospital
-
-
 def worker_in_process(folder: Path, label: str, result_file: Path) -> int:
     """Ingest every file of ``folder`` through ``ingest()``; write the timing as JSON."""
-    _setup_django()
+    setup_django()
     from carina.archive.ingest import IngestStatus, Origin, ingest
     from carina.archive.models import Instance, Source
 
-    hospital = _default_hospital()
+    hospital = default_hospital()
     paths = sorted(folder.iterdir())
     rss_start = rss_kib()
     progress = Progress(label, len(paths))
@@ -218,11 +182,11 @@ def worker_http(result_file: Path) -> int:
     Single-threaded on purpose: the client sends one request at a time, and Django keeps one
     database connection per thread. The port and the RSS after set-up go to stdout.
     """
-    _setup_django()
+    setup_django()
     from carina.archive.ingest import IngestError, Origin, ingest
     from carina.archive.models import Instance, Source
 
-    hospital = _default_hospital()
+    hospital = default_hospital()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -274,145 +238,6 @@ def worker_http(result_file: Path) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Parent side: processes, databases, Orthanc
-
-
-class Children:
-    """Every process started here, stopped on the way out whatever happens."""
-
-    def __init__(self) -> None:
-        self.live: list[subprocess.Popen[bytes]] = []
-
-    def start(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        proc: subprocess.Popen[bytes] = subprocess.Popen(argv, **kwargs)
-        self.live.append(proc)
-        return proc
-
-    def reap(self, proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
-        """Wait for ``proc`` (SIGTERM, then SIGKILL after ``timeout``); (exit code, maxrss).
-
-        maxrss (KiB) is 0 if ``proc`` was already waited for by ``Popen.poll``.
-        """
-        if proc.returncode is not None:
-            self.live.remove(proc)
-            return proc.returncode, 0
-        deadline = time.monotonic() + timeout
-        signalled = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                if signalled:
-                    proc.kill()
-                else:
-                    proc.terminate()
-                    signalled = True
-                    deadline = time.monotonic() + 20
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        self.live.remove(proc)
-        return proc.returncode, usage.ru_maxrss
-
-    def stop_all(self) -> None:
-        for proc in list(self.live):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            self.live.remove(proc)
-
-
-def snapshot_source(scratch: Path) -> tuple[Path, str]:
-    """Copy ``src/carina`` aside so that every row measures the same code; (folder, digest).
-
-    The working tree may change while the benchmark runs (other people work in it); the
-    children import the copy (``PYTHONPATH`` comes before the editable install's path).
-    The digest is a SHA-256 over the copied ``.py`` files, to name the code measured.
-    """
-    dest = scratch / "src"
-    shutil.copytree(
-        ROOT / "src" / "carina", dest / "carina", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    digest = hashlib.sha256()
-    for path in sorted(dest.rglob("*.py")):
-        digest.update(path.relative_to(dest).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return dest, digest.hexdigest()[:12]
-
-
-def carina_env(home: Path, database_url: str, code_dir: Path) -> dict[str, str]:
-    """Environment of a Carina child: no inherited CARINA_* variable, only known ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARINA_")}
-    env.update(
-        CARINA_HOME=str(home),
-        CARINA_DATABASE_URL=database_url,
-        CARINA_LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
-        PYTHONPATH=os.pathsep.join(p for p in (str(code_dir), env.get("PYTHONPATH", "")) if p),
-    )
-    return env
-
-
-def _pg_admin(template: LiteralString, name: str) -> None:
-    """Run ``template`` (with ``{}`` for the database name) in the ``postgres`` database."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(
-        host=PG_HOST,
-        port=PG_PORT,
-        user=PG_USER,
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=5,
-    ) as conn:
-        conn.execute(sql.SQL(template).format(sql.Identifier(name)))
-
-
-def pg_version() -> str | None:
-    """The PostgreSQL server version, or None if it cannot be reached."""
-    try:
-        import psycopg
-
-        with psycopg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5
-        ) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-    except Exception as exc:
-        say(f"PostgreSQL at {PG_HOST}:{PG_PORT} is not usable ({exc}); skipping its rows.")
-        return None
-    return str(row[0]).split()[0] if row else "?"
-
-
-@contextmanager
-def database(kind: str, home: Path) -> Iterator[str]:
-    """A fresh, empty database; yields its CARINA_DATABASE_URL and drops it afterwards."""
-    if kind == "SQLite":
-        yield f"sqlite:///{home / 'carina.sqlite3'}"
-        return
-    name = f"carina_bench_{os.getpid()}"
-    _pg_admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
-    _pg_admin("CREATE DATABASE {}", name)
-    try:
-        yield f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        _pg_admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
-
-
-def migrate(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "carina", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"carina migrate failed ({done.returncode}):\n{done.stderr}")
 
 
 def upload(port: int, files: Files, label: str, ok_status: str) -> float:
@@ -499,31 +324,6 @@ def run_carina(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def orthanc_version(binary: str) -> str:
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-    first = (out.stdout or out.stderr).strip().splitlines()
-    return first[0].split()[-1] if first else "?"
-
-
-def _orthanc_get(port: int, url: str) -> dict[str, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", url)
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"Orthanc GET {url}: HTTP {response.status}")
-        return cast(dict[str, Any], json.loads(body))
-    finally:
-        conn.close()
-
-
 def run_orthanc(children: Children, binary: str, files: Files, scratch: Path) -> Row:
     """A private Orthanc in a temporary folder; time POST /instances of every file."""
     label = f"Orthanc {files.image.label} HTTP"
@@ -547,34 +347,12 @@ def run_orthanc(children: Children, binary: str, files: Files, scratch: Path) ->
         "SaveJobs": False,
         "OverwriteInstances": False,
     }
-    (folder / "orthanc.json").write_text(json.dumps(config, indent=2))
     try:
-        with (folder / "orthanc.log").open("wb") as log:
-            proc = children.start(
-                [binary, str(folder / "orthanc.json")],
-                cwd=folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                deadline = time.monotonic() + 60
-                while True:
-                    if proc.poll() is not None:
-                        log.flush()
-                        tail = (folder / "orthanc.log").read_text(errors="replace")[-2000:]
-                        raise RuntimeError(f"Orthanc exited at start-up:\n{tail}")
-                    try:
-                        _orthanc_get(port, "/system")
-                        break
-                    except (OSError, RuntimeError):
-                        if time.monotonic() > deadline:
-                            raise RuntimeError("Orthanc did not answer in 60 s") from None
-                        time.sleep(0.2)
-                rss_start = rss_kib(proc.pid)
-                seconds = upload(port, files, label, ok_status="Success")
-                stored = int(_orthanc_get(port, "/statistics")["CountInstances"])
-            finally:
-                code, maxrss = children.reap(proc, timeout=0)
+        with orthanc_server(children, binary, folder, config) as server:
+            rss_start = rss_kib(server.proc.pid)
+            seconds = upload(port, files, label, ok_status="Success")
+            stored = int(orthanc_get(port, "/statistics")["CountInstances"])
+        code, maxrss = server.code, server.maxrss_kib
         if stored != len(files.paths):
             raise RuntimeError(f"{label}: Orthanc holds {stored}, {len(files.paths)} sent")
         if code not in (0, -signal.SIGTERM):
@@ -663,45 +441,18 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _command(argv: list[str]) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return ""
-
-
-def machine(versions: dict[str, str]) -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    memory = "?"
-    for line in _command(["free", "-g"]).splitlines():
-        if line.startswith("Mem:"):
-            memory = line.split()[1]
-    parts = [
-        f"{_command(['nproc']).strip() or os.cpu_count()} CPUs ({cpu})",
-        f"{memory} GiB RAM (`free -g`)",
-        f"Linux {_command(['uname', '-r']).strip() or platform.release()}",
-        f"Python {platform.python_version()}",
-        *(f"{name} {version}" for name, version in versions.items()),
-    ]
-    return ", ".join(parts)
-
-
 def summary(rows: list[Row]) -> str:
     """Facts read off the table: memory across image sizes, HTTP ratio to Orthanc."""
     lines = []
     groups: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
         groups.setdefault((row.database, row.path), []).append(row)
-    for (database, path), group in groups.items():
+    for (kind, path), group in groups.items():
         if len(group) > 1:
             low = min(r.peak_rss_kib for r in group) / 1024
             high = max(r.peak_rss_kib for r in group) / 1024
             sizes = " and ".join(r.image.label for r in group)
-            who = database if database.startswith("Orthanc") else f"Carina on {database}, {path}"
+            who = kind if kind.startswith("Orthanc") else f"Carina on {kind}, {path}"
             lines.append(
                 f"- Peak RSS, {who}: {low:.1f} MB to {high:.1f} MB over {sizes} "
                 f"(+{high - low:.1f} MB)."
@@ -725,8 +476,7 @@ def section(
 ) -> str:
     sizes = ", ".join(f"{i.count} x {i.label}" for i in images)
     runs = "once" if repeat == 1 else f"{repeat} times"
-    commit = _command(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).strip()
-    tree = f"git commit {commit} plus any uncommitted changes" if commit else "no git commit yet"
+    tree = git_tree()
     return f"""{SECTION_TITLE}
 
 Measured on {today} with `.venv/bin/python benchmarks/ingest.py`, on a copy of the working
@@ -792,67 +542,21 @@ What the columns measure:
 """
 
 
-def wrap(text: str, width: int = 96) -> str:
-    """Re-flow plain paragraphs (not tables, lists or headings) after interpolation."""
-    blocks = []
-    for block in text.split("\n\n"):
-        if block.startswith(("|", "-", "#", " ")):
-            blocks.append(block)
-        else:
-            blocks.append(textwrap.fill(" ".join(block.split()), width, break_on_hyphens=False))
-    return "\n\n".join(blocks)
-
-
-def update_benchmarks_md(text: str) -> None:
-    """Replace (or append) the section of this benchmark; keep every other section."""
-    if not BENCHMARKS_MD.exists():
-        BENCHMARKS_MD.write_text(f"# Benchmarks\n\n{text}")
-        return
-    lines = BENCHMARKS_MD.read_text().splitlines(keepends=True)
-    start = end = None
-    fenced = False
-    for n, line in enumerate(lines):
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        if fenced:
-            continue
-        if start is None and line.rstrip() == SECTION_TITLE:
-            start = n
-        elif start is not None and (line.startswith("## ") or line.startswith("# ")):
-            end = n
-            break
-    if start is None:
-        head = "".join(lines).rstrip("\n")
-        BENCHMARKS_MD.write_text(f"{head}\n\n{text}")
-        return
-    before = "".join(lines[:start])
-    after = "".join(lines[end:]) if end is not None else ""
-    BENCHMARKS_MD.write_text(before + text + ("\n" + after if after else ""))
-
-
 # --------------------------------------------------------------------------------------------
 # Main
-
-
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run(args: argparse.Namespace) -> int:
     # SIGTERM unwinds like Ctrl-C, so that the finally blocks stop the children, drop the
     # PostgreSQL database and remove the temporary folders.
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     images = [Image(128, 40 if args.quick else 300), Image(512, 15 if args.quick else 100)]
     databases = ["SQLite"]
     versions = {"SQLite": sqlite3.sqlite_version}
     if not args.no_postgres and (version := pg_version()):
         databases.append("PostgreSQL")
         versions["PostgreSQL"] = version
-    orthanc = (
-        None
-        if args.no_orthanc
-        else shutil.which(ORTHANC) or shutil.which(ORTHANC, path="/usr/sbin:/usr/local/sbin")
-    )
+    orthanc = None if args.no_orthanc else find_orthanc()
     if orthanc:
         versions["Orthanc"] = orthanc_version(orthanc)
     else:
@@ -906,7 +610,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         today = dt.date.today().isoformat()
         text = section(rows, machine(versions), images, repeat, today, digest)
-        update_benchmarks_md(wrap(text))
+        update_benchmarks_md(SECTION_TITLE, wrap(text))
         say(f"Updated {BENCHMARKS_MD}.")
     return 0
 
