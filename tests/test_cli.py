@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from carina.accounts.models import Membership
 from carina.archive.models import Instance, Study
+from carina.audit.models import Action, ActorKind, AuditEvent
 from carina.core.testing import child_env, run_carina, shipped_file, write_series
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,6 +45,12 @@ def test_import_files_folders_and_zip_with_summary(
     )
     assert source.source == "import"
     assert source.source_detail.endswith("CT_small.dcm")
+    # The audit trail: one event per study imported, by the OS user running the command.
+    imports = AuditEvent.objects.for_hospital(hospital).filter(action=Action.IMPORT)
+    assert imports.count() == 3
+    assert sorted(e.count for e in imports) == [1, 2, 4]
+    assert {e.actor_kind for e in imports} == {ActorKind.CLI}
+    assert all(e.actor and e.object_uid for e in imports)
 
     again = run_carina(["import", "--quiet", str(folder)], env)
     assert again.returncode == 0

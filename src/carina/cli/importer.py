@@ -1,8 +1,13 @@
 """``carina import PATH…``: files, folders (recursively) and ZIP archives through the ingest
-pipeline, with a progress bar and a closing summary. Exit code 1 when anything was rejected."""
+pipeline, with a progress bar and a closing summary. Exit code 1 when anything was rejected.
+
+The run leaves one ``import`` audit event per study and one summarizing the rejections, written
+at its end (docs/audit.md)."""
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 import zipfile
 from collections import Counter
@@ -15,6 +20,8 @@ from tqdm import tqdm
 
 from carina.archive.ingest import IngestError, Origin, ingest
 from carina.archive.models import Source
+from carina.audit.actions import build, do_record_many
+from carina.audit.models import Action, ActorKind, AuditEvent, ObjectType, Outcome
 from carina.cli.setup import fail
 from carina.tenancy.lookups import hospital_by_slug
 from carina.tenancy.models import Hospital
@@ -29,6 +36,8 @@ class ImportReport:
 
     counts: Counter[str] = field(default_factory=Counter)
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    #: (Study Instance UID, Patient ID) → outcome counts, for the audit trail.
+    studies: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
 
     def reject(self, name: str, reason: str) -> None:
         self.counts["rejected"] += 1
@@ -110,6 +119,8 @@ def import_items(
                 origin=Origin(Source.IMPORT, item.name[-255:]),
             )
             report.counts[result.status.value] += 1
+            key = (result.study_instance_uid, result.patient_id)
+            report.studies.setdefault(key, Counter())[result.status.value] += 1
         except IngestError as exc:
             report.reject(item.name, exc.reason)
         except zipfile.BadZipFile as exc:
@@ -128,7 +139,10 @@ def run_import(paths: list[str], slug: str, progress: bool = True) -> int:
         return fail(f"no hospital {slug!r}; add it with: carina hospitals add {slug} …")
     report = ImportReport()
     items = list(expand(_walk(paths, report), report))
-    import_items(items, hospital, report, progress)
+    try:
+        import_items(items, hospital, report, progress)
+    finally:
+        record_import(hospital, report)
     counts = report.counts
     print(
         f"Imported into {hospital.slug}: {counts['stored']} stored, "
@@ -138,3 +152,52 @@ def run_import(paths: list[str], slug: str, progress: bool = True) -> int:
     for name, reason in report.rejected:
         sys.stderr.write(f"rejected: {name}: {reason}\n")
     return 1 if report.rejected else 0
+
+
+def os_user() -> str:
+    """Who runs the command, for the audit trail."""
+    try:
+        return getpass.getuser()
+    except Exception:
+        return f"uid {os.getuid()}"
+
+
+def import_events(hospital: Hospital, report: ImportReport, actor: str) -> list[AuditEvent]:
+    """One ``import`` event per study, and one summarizing the rejected items."""
+    base = {
+        "hospital": hospital,
+        "actor": actor,
+        "actor_kind": ActorKind.CLI,
+        "action": Action.IMPORT,
+    }
+    events = []
+    for (study_uid, patient_id), counts in report.studies.items():
+        events.append(
+            build(
+                **base,
+                object_type=ObjectType.STUDY,
+                object_uid=study_uid,
+                patient_id=patient_id,
+                outcome=Outcome.SUCCESS,
+                count=sum(counts.values()),
+                detail=", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+            )
+        )
+    if report.rejected:
+        shown = "; ".join(f"{name}: {reason}" for name, reason in report.rejected[:5])
+        more = len(report.rejected) - 5
+        events.append(
+            build(
+                **base,
+                outcome=Outcome.FAILURE,
+                count=len(report.rejected),
+                detail=f"{len(report.rejected)} rejected: {shown}"
+                + (f" (+{more} more)" if more > 0 else ""),
+            )
+        )
+    return events
+
+
+def record_import(hospital: Hospital, report: ImportReport) -> None:
+    """Write the run's audit events (one transaction)."""
+    do_record_many(import_events(hospital, report, os_user()))

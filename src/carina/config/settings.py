@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "carina.archive",
     "carina.ops",
     "carina.dimse",
+    "carina.audit",
 ]
 
 MIDDLEWARE = [

@@ -1,10 +1,11 @@
 """What the listener knows about one accepted association, and its clean end.
 
 Each association runs in its own thread (pynetdicom's :class:`Association`). Carina's subclass
-keeps the admitted peer (hospital, calling AE, node) and counts its operations; when the thread
-ends, however it ends (release, abort, dropped connection, timeout), it removes data sets that
-were spooled to disk but never handed to the archive and closes the thread's database
-connection.
+keeps the admitted peer (hospital, calling AE, node) and counts its operations (in memory, per
+study, for the audit trail: :mod:`carina.dimse.auditing`); when the thread ends, however it ends
+(release, abort, dropped connection, timeout), it removes data sets that were spooled to disk
+but never handed to the archive, records the association's audit events and closes the thread's
+database connection.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.db import connections
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
+from carina.dimse.auditing import Transfers, record_association
 from carina.dimse.models import RemoteNode, Service
 from carina.tenancy.models import Hospital
 
@@ -73,6 +75,11 @@ class CarinaAssociation(Association):
     #: request primitive class (the listener sets C-MOVE and C-GET: docs/dimse.md).
     own_services: Mapping[type, OwnService] = {}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Per-study counts and other operations, written to the audit trail at the end.
+        self.transfers = Transfers()
+
     def _serve_request(self, msg: Any, context_id: int) -> None:
         """Serve a request with Carina's own service for its primitive class, if any, else as
         pynetdicom does (mirrors pynetdicom 3.0's ``Association._serve_request``: pending
@@ -101,16 +108,22 @@ class CarinaAssociation(Association):
             super().run()
         finally:
             self.discard_spooled_data_sets()
-            connections.close_all()
+            seconds = time.monotonic() - started
+            ending = _ending(self)
+            try:
+                if self.peer is not None:
+                    record_association(self, ending, seconds)
+            finally:
+                connections.close_all()
             if self.peer is not None:
                 logger.info(
                     "association %s ended (%s): %d stored, %d refused, %d sent, %.1f s",
                     self.peer,
-                    _ending(self),
+                    ending,
                     self.stored,
                     self.refused,
                     self.sent,
-                    time.monotonic() - started,
+                    seconds,
                 )
 
     def discard_spooled_data_sets(self) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import cast
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.events import Event, EventHandlerType
@@ -26,6 +28,8 @@ from carina.archive.query import (
     spec_from_identifier,
     to_dataset,
 )
+from carina.audit.models import Outcome
+from carina.dimse.auditing import record_query
 from carina.dimse.conformance import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
 from carina.dimse.handlers import (
     NOT_AUTHORIZED,
@@ -64,9 +68,103 @@ def _query_failure(error: QueryError) -> Dataset:
     return status
 
 
+#: Unique keys that name the object of a query event (object UID), by level.
+_LEVEL_UIDS = {
+    "STUDY": "StudyInstanceUID",
+    "SERIES": "SeriesInstanceUID",
+    "IMAGE": "SOPInstanceUID",
+}
+#: Identifier attributes that are not matching keys.
+_NOT_KEYS = frozenset({"QueryRetrieveLevel", "SpecificCharacterSet", "TimezoneOffsetFromUTC"})
+
+
+@dataclass
+class _Described:
+    """What the audit trail says about a C-FIND identifier."""
+
+    level: str = ""
+    keys: str = ""
+    object_uid: str = ""
+    patient_id: str = ""
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(item) for item in value)
+    return str(value).strip()
+
+
+def describe_identifier(event: Event) -> _Described:
+    """The level, the matching keys given (``keyword=value``; universal keys left out), and
+    the object and patient they single out, for the audit trail. Never raises."""
+    described = _Described()
+    try:
+        identifier = event.identifier
+        described.level = _text(identifier.get("QueryRetrieveLevel")).upper()
+        keys = []
+        for element in identifier:
+            keyword = element.keyword
+            if not keyword or keyword in _NOT_KEYS or element.VR == "SQ":
+                continue
+            value = _text(element.value)
+            if value:
+                keys.append(f"{keyword}={value}")
+        described.keys = ", ".join(keys)
+        patient_id = _text(identifier.get("PatientID"))
+        if patient_id and not any(c in patient_id for c in "*?\\"):
+            described.patient_id = patient_id
+        uid_keyword = _LEVEL_UIDS.get(described.level)
+        uid = _text(identifier.get(uid_keyword)) if uid_keyword else ""
+        if uid and "\\" not in uid:
+            described.object_uid = uid
+    except Exception:
+        described.keys = described.keys or "(identifier not readable)"
+    return described
+
+
 def handle_find(event: Event) -> Iterator[FindResponse]:
     """EVT_C_FIND: yield one Pending response per match, or a failure; pynetdicom sends the
-    final Success after the last one."""
+    final Success after the last one. Each request leaves one ``dicom.query`` audit event when
+    it ends (docs/audit.md)."""
+    peer = peer_of(event)
+    matches = 0
+
+    def record(outcome: Outcome, detail: str) -> None:
+        # Described after the answer: reading a broken identifier first would change how
+        # the request is answered.
+        described = describe_identifier(event)
+        record_query(
+            event.assoc,
+            peer,
+            level=described.level,
+            keys=described.keys,
+            matches=matches,
+            outcome=outcome,
+            detail=detail,
+            object_uid=described.object_uid,
+            patient_id=described.patient_id,
+        )
+
+    for response in _find(event):
+        status = response[0]
+        code = status if isinstance(status, int) else int(status.get("Status", 0))
+        if code in (PENDING, PENDING_WARNING):
+            matches += 1
+        elif code == CANCELLED:
+            record(Outcome.PARTIAL, "cancelled (C-CANCEL)")
+        else:
+            comment = status.get("ErrorComment", "") if isinstance(status, Dataset) else ""
+            record(Outcome.FAILURE, f"refused 0x{code:04X}: {comment}")
+        yield response
+        if code not in (PENDING, PENDING_WARNING):
+            return
+    record(Outcome.SUCCESS, "completed")
+
+
+def _find(event: Event) -> Iterator[FindResponse]:
+    """The C-FIND responses (see :func:`handle_find`)."""
     peer = peer_of(event)
     request = cast(C_FIND, event.request)
     if peer is None or not peer.may(Service.QUERY):

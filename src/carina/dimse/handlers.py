@@ -25,9 +25,11 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.events import Event, EventHandlerType
 
-from carina.archive.ingest import IngestError, Origin, ingest
+from carina.archive.ingest import IngestError, IngestResult, Origin, ingest
 from carina.archive.models import Source
+from carina.audit.models import Action
 from carina.dimse.association import CarinaAssociation, Peer
+from carina.dimse.auditing import record_rejection
 from carina.dimse.conformance import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -36,7 +38,7 @@ from carina.dimse.conformance import (
 from carina.dimse.models import Service
 from carina.dimse.nodes import node_for_ae
 from carina.tenancy.lookups import hospital_for_called_ae
-from carina.tenancy.models import UnknownCallingAEPolicy
+from carina.tenancy.models import Hospital, UnknownCallingAEPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,8 @@ class Rejection:
     source: int
     diagnostic: int
     reason: str
+    #: The hospital the called AE title picked, if any (for the audit trail).
+    hospital: Hospital | None = None
 
 
 def admit(called_ae: str, calling_ae: str, address: str) -> Peer | Rejection:
@@ -116,6 +120,7 @@ def admit(called_ae: str, calling_ae: str, address: str) -> Peer | Rejection:
             CALLING_AE_NOT_RECOGNISED,
             f"calling AE title {calling_ae!r} is not a known node of hospital "
             f"{hospital.slug!r}, whose policy rejects unknown callers",
+            hospital,
         )
     if not node.enabled:
         return Rejection(
@@ -123,6 +128,7 @@ def admit(called_ae: str, calling_ae: str, address: str) -> Peer | Rejection:
             SOURCE_SERVICE_USER,
             CALLING_AE_NOT_RECOGNISED,
             f"node {node.name!r} ({calling_ae}) of hospital {hospital.slug!r} is disabled",
+            hospital,
         )
     return Peer(hospital, called_ae, calling_ae, address, node)
 
@@ -152,6 +158,13 @@ def handle_requested(event: Event) -> None:
         # Wait until the rejection is sent and the connection closed, and stop the
         # association's reader (as pynetdicom does for its own rejections).
         assoc.kill()
+        record_rejection(
+            hospital=decision.hospital,
+            called_ae=request.called_ae_title.strip(),
+            calling_ae=request.calling_ae_title.strip(),
+            address=address,
+            reason=decision.reason,
+        )
         return
     if isinstance(assoc, CarinaAssociation):
         assoc.peer = decision
@@ -161,6 +174,30 @@ def handle_requested(event: Event) -> None:
         request.presentation_context_definition_list, receives
     )
     logger.info("association from %s accepted", decision)
+
+
+def handle_rejected(event: Event) -> None:
+    """EVT_REJECTED: pynetdicom rejected an association that Carina admitted (the limit of
+    simultaneous associations was reached, PS3.8 Table 9-21 *local-limit-exceeded*)."""
+    assoc = event.assoc
+    peer = peer_of(event)
+    if peer is None:
+        return
+    if assoc.requestor.user_identity:
+        reason = "user identity not verified"
+    else:
+        limit = assoc.ae.maximum_associations
+        reason = f"the limit of {limit} simultaneous association(s) was reached"
+    logger.warning("association from %s rejected: %s", peer, reason)
+    if isinstance(assoc, CarinaAssociation):
+        assoc.peer = None  # rejected: no association event at its end
+    record_rejection(
+        hospital=peer.hospital,
+        called_ae=peer.called_ae,
+        calling_ae=peer.calling_ae,
+        address=peer.address,
+        reason=reason,
+    )
 
 
 def handle_connection_closed(event: Event) -> None:
@@ -182,12 +219,17 @@ def peer_of(event: Event) -> Peer | None:
     return event.assoc.peer if isinstance(event.assoc, CarinaAssociation) else None
 
 
-def _count(event: Event, stored: bool) -> None:
-    if isinstance(event.assoc, CarinaAssociation):
-        if stored:
-            event.assoc.stored += 1
+def _count(event: Event, result: IngestResult | None) -> None:
+    """Count a C-STORE stored (``result``) or refused (None), in memory only (the audit
+    events are written when the association ends)."""
+    assoc = event.assoc
+    if isinstance(assoc, CarinaAssociation):
+        if result is not None:
+            assoc.stored += 1
+            assoc.transfers.add(Action.STORE, result.study_instance_uid, result.patient_id)
         else:
-            event.assoc.refused += 1
+            assoc.refused += 1
+            assoc.transfers.add(Action.STORE, "", "", ok=False)
 
 
 # --- C-ECHO ---------------------------------------------------------------------------
@@ -199,6 +241,8 @@ def handle_echo(event: Event) -> int | Dataset:
     if peer is None or not peer.may(Service.ECHO):
         calling = peer.calling_ae if peer else "?"
         return failure(NOT_AUTHORIZED, f"{calling} may not use C-ECHO here")
+    if isinstance(event.assoc, CarinaAssociation):
+        event.assoc.transfers.echoes += 1
     return SUCCESS
 
 
@@ -258,14 +302,14 @@ def handle_store(event: Event) -> int | Dataset:
     peer = peer_of(event)
     request = cast(C_STORE, event.request)
     if peer is None or not peer.may(Service.STORE):
-        _count(event, stored=False)
+        _count(event, None)
         calling = peer.calling_ae if peer else "?"
         where = f" of hospital {peer.hospital.slug}" if peer else ""
         return failure(NOT_AUTHORIZED, f"{calling} may not store into this archive{where}")
     affected = str(request.AffectedSOPClassUID or "")
     context = event.context
     if affected != context.abstract_syntax:
-        _count(event, stored=False)
+        _count(event, None)
         logger.warning(
             "refused C-STORE from %s: Affected SOP Class %s sent on context %d, which was "
             "negotiated for %s",
@@ -295,14 +339,14 @@ def handle_store(event: Event) -> int | Dataset:
                 expected_sop_class_uid=affected,
             )
     except IngestError as err:
-        _count(event, stored=False)
+        _count(event, None)
         logger.warning("refused (0x%04X) %s", err.dimse_status, err.message)
         return failure(err.dimse_status, err.reason)
     except Exception:
-        _count(event, stored=False)
+        _count(event, None)
         logger.exception("%s failed unexpectedly", name)
         return failure(OUT_OF_RESOURCES, "internal error in Carina; see the listener log")
-    _count(event, stored=True)
+    _count(event, result)
     logger.debug("%s: %s %s", name, result.status, result.sop_instance_uid)
     return SUCCESS
 
@@ -310,6 +354,7 @@ def handle_store(event: Event) -> int | Dataset:
 #: The listener's event handlers (``evt_handlers`` of pynetdicom's server).
 HANDLERS: list[EventHandlerType] = [
     (evt.EVT_REQUESTED, handle_requested),
+    (evt.EVT_REJECTED, handle_rejected),
     (evt.EVT_CONN_CLOSE, handle_connection_closed),
     (evt.EVT_C_ECHO, handle_echo),
     (evt.EVT_C_STORE, handle_store),

@@ -33,7 +33,9 @@ from pynetdicom.presentation import PresentationContext
 
 from carina.archive.models import Instance
 from carina.archive.query.matching import uid_list
+from carina.audit.models import Action
 from carina.dimse.association import CarinaAssociation, Peer
+from carina.dimse.auditing import record_retrieve_refusal
 from carina.dimse.conformance import (
     PATIENT_ROOT_GET,
     PATIENT_ROOT_MOVE,
@@ -204,7 +206,15 @@ def select_instances(hospital: Hospital, request: RetrieveRequest) -> list[Store
         "series_id",
         F("instance_number").asc(nulls_last=True),
         "id",
-    ).values_list("sop_class_uid", "sop_instance_uid", "transfer_syntax_uid", "blob_key", "rows")
+    ).values_list(
+        "sop_class_uid",
+        "sop_instance_uid",
+        "transfer_syntax_uid",
+        "blob_key",
+        "rows",
+        "series__study__study_instance_uid",
+        "series__study__patient__patient_id",
+    )
     return [StoredInstance(*row) for row in rows]
 
 
@@ -251,6 +261,26 @@ class Operation:
         self.context = context
         self.name = "C-MOVE" if isinstance(request, C_MOVE) else "C-GET"
         self.started = time.monotonic()
+        #: Where the instances go (the audit trail's destination AE): the Move Destination,
+        #: or the requestor itself for a C-GET.
+        if isinstance(request, C_MOVE):
+            self.destination = str(request.MoveDestination or "").strip()
+        else:
+            self.destination = assoc.peer.calling_ae if assoc.peer else ""
+
+    def note(self, instance: StoredInstance, ok: bool) -> None:
+        """Count one instance sent or failed for the audit trail (in memory)."""
+        self.assoc.transfers.add(
+            Action.RETRIEVE,
+            instance.study_instance_uid,
+            instance.patient_id,
+            self.destination,
+            ok=ok,
+        )
+
+    def note_failed(self, instances: list[StoredInstance]) -> None:
+        for instance in instances:
+            self.note(instance, ok=False)
 
     @property
     def peer(self) -> Peer | None:
@@ -312,6 +342,9 @@ class Operation:
             refusal.comment,
         )
         self.respond(refusal.status, comment=refusal.comment)
+        record_retrieve_refusal(
+            peer, self.name, self.destination, f"0x{refusal.status:04X} {refusal.comment}"
+        )
 
     def fail_unexpectedly(self) -> None:
         """Answer 0xC000 *Unable to process* after an unexpected error (logged with its
@@ -319,6 +352,7 @@ class Operation:
         peer = self.peer
         logger.exception("%s from %s failed", self.name, peer.calling_ae if peer else "?")
         self.respond(UNABLE_TO_PROCESS, comment="internal error in Carina; see the listener log")
+        record_retrieve_refusal(peer, self.name, self.destination, "0xC000 internal error")
 
     def select(self, peer: Peer) -> list[StoredInstance]:
         """The instances the identifier names, of the peer's hospital (raises Refusal)."""
@@ -425,6 +459,7 @@ def run_sub_operations(
         if isinstance(sender, str):
             reasons.append(sender)
             counts.fail(group)
+            operation.note_failed(group)
             operation.respond(PENDING, counts, with_remaining=True)
             continue
         try:
@@ -437,6 +472,7 @@ def run_sub_operations(
                 if not sender.usable:
                     reasons.append(sender.why_unusable)
                     counts.fail(group[index:])
+                    operation.note_failed(group[index:])
                     operation.respond(PENDING, counts, with_remaining=True)
                     break
                 message_id = message_id % 65535 + 1
@@ -446,6 +482,7 @@ def run_sub_operations(
                 counts.add(outcome)
                 if outcome.category != Outcome.FAILURE:
                     operation.assoc.sent += 1
+                operation.note(instance, ok=outcome.category != Outcome.FAILURE)
                 operation.respond(PENDING, counts, with_remaining=True)
         finally:
             sender.close()

@@ -76,6 +76,9 @@ class StoredInstance:
     blob_key: str
     #: Rows (0028,0010): set for images, None for other objects.
     rows: int | None = None
+    #: For the audit trail (one event per study and association, docs/audit.md).
+    study_instance_uid: str = ""
+    patient_id: str = ""
 
 
 @dataclass(frozen=True)

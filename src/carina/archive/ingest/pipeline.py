@@ -73,6 +73,8 @@ class IngestResult:
     series_instance_uid: str
     size_bytes: int
     blob_key: str
+    #: Patient ID (0010,0020) of the object, "" when it has none.
+    patient_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def _result(
         series_instance_uid=parsed.series_instance_uid,
         size_bytes=instance.size_bytes,
         blob_key=instance.blob_key,
+        patient_id=str(parsed.patient.get("patient_id") or ""),
     )
 
 
