@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 system-deps:
 	@missing=""; \
 	command -v dcmdump >/dev/null || missing="$$missing dcmtk"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	python3 -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
