@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 from django.db import models
 from django.utils import timezone
 
-from carina.tenancy.managers import TenantQuerySet
+from carina.tenancy.managers import TenantManager, TenantQuerySet
 from carina.tenancy.models import Hospital
 
 _M = TypeVar("_M", bound=models.Model)
@@ -86,17 +86,11 @@ class AuditQuerySet(AppendOnlyQuerySet[_M], TenantQuerySet[_M]):  # type: ignore
     """Append-only, and refusing to run until scoped to a hospital (or all hospitals)."""
 
 
-class AuditManager(models.Manager[_M]):
-    """``AuditEvent.objects``: scoped, append-only."""
+class AuditManager(TenantManager[_M]):
+    """``AuditEvent.objects``: scoped (as archive rows), append-only."""
 
     def get_queryset(self) -> AuditQuerySet[_M]:
         return AuditQuerySet(self.model, using=self._db)
-
-    def for_hospital(self, hospital: Hospital | int) -> AuditQuerySet[_M]:
-        return self.get_queryset().for_hospital(hospital)
-
-    def all_hospitals(self) -> AuditQuerySet[_M]:
-        return self.get_queryset().all_hospitals()
 
 
 class UnscopedAuditManager(models.Manager[_M]):

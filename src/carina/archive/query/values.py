@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypeVar
 
 from carina.archive.query.errors import InvalidValueError
 
@@ -239,48 +241,54 @@ def _split_range(text: str, keyword: str) -> tuple[str, str] | None:
     return first, second
 
 
-def parse_date_range(text: str, keyword: str) -> tuple[dt.date | None, dt.date | None]:
-    """The inclusive bounds of a DA value or range (C.2.2.2.5.1)."""
+_B = TypeVar("_B", dt.date, dt.time)
+
+
+def _parse_range(
+    text: str,
+    keyword: str,
+    bounds: Callable[[str, str], tuple[_B, _B]],
+    not_a_range: str,
+    reversed_range: str,
+) -> tuple[_B | None, _B | None]:
+    """The inclusive bounds of a single value or a range of DA or TM (C.2.2.2.5.1)."""
     split = _split_range(text, keyword)
     if split is None:
-        return date_bounds(text, keyword)
+        return bounds(text, keyword)
     first, second = split
     try:
-        lower = date_bounds(first, keyword)[0] if first else None
-        upper = date_bounds(second, keyword)[1] if second else None
+        lower = bounds(first, keyword)[0] if first else None
+        upper = bounds(second, keyword)[1] if second else None
     except InvalidValueError:
-        raise InvalidValueError(
-            f"{keyword}: {text!r} is not a date range (give YYYYMMDD-YYYYMMDD, "
-            "-YYYYMMDD or YYYYMMDD-)",
-            keyword,
-        ) from None
+        raise InvalidValueError(f"{keyword}: {text!r} {not_a_range}", keyword) from None
     if lower is not None and upper is not None and lower > upper:
-        raise InvalidValueError(f"{keyword}: the range {text!r} ends before it starts", keyword)
+        raise InvalidValueError(
+            f"{keyword}: the range {text!r} ends before it starts{reversed_range}", keyword
+        )
     return lower, upper
+
+
+def parse_date_range(text: str, keyword: str) -> tuple[dt.date | None, dt.date | None]:
+    """The inclusive bounds of a DA value or range (C.2.2.2.5.1)."""
+    return _parse_range(
+        text,
+        keyword,
+        date_bounds,
+        "is not a date range (give YYYYMMDD-YYYYMMDD, -YYYYMMDD or YYYYMMDD-)",
+        "",
+    )
 
 
 def parse_time_range(text: str, keyword: str) -> tuple[dt.time | None, dt.time | None]:
     """The inclusive bounds of a TM value or range (C.2.2.2.5.1; a range may not cross
     midnight)."""
-    split = _split_range(text, keyword)
-    if split is None:
-        return time_bounds(text, keyword)
-    first, second = split
-    try:
-        lower = time_bounds(first, keyword)[0] if first else None
-        upper = time_bounds(second, keyword)[1] if second else None
-    except InvalidValueError:
-        raise InvalidValueError(
-            f"{keyword}: {text!r} is not a time range (give HHMM-HHMM, -HHMM or HHMM-)",
-            keyword,
-        ) from None
-    if lower is not None and upper is not None and lower > upper:
-        raise InvalidValueError(
-            f"{keyword}: the range {text!r} ends before it starts (a time range may not "
-            "cross midnight)",
-            keyword,
-        )
-    return lower, upper
+    return _parse_range(
+        text,
+        keyword,
+        time_bounds,
+        "is not a time range (give HHMM-HHMM, -HHMM or HHMM-)",
+        " (a time range may not cross midnight)",
+    )
 
 
 def combine(date_range: DateRange, time_range: TimeRange) -> DateTimeRange:
