@@ -48,6 +48,12 @@ class Action(models.TextChoices):
     QUERY = "dicom.query", "DICOM query (C-FIND)"
     RETRIEVE = "dicom.retrieve", "DICOM retrieve (C-MOVE / C-GET)"
     IMPORT = "import", "Import (carina import)"
+    WEB_QUERY = "dicomweb.query", "DICOMweb search (QIDO-RS)"
+    WEB_RETRIEVE = "dicomweb.retrieve", "DICOMweb retrieve (WADO-RS)"
+    WEB_STORE = "dicomweb.store", "DICOMweb store (STOW-RS)"
+    WEB_DELETE = "dicomweb.delete", "DICOMweb delete"
+    LOGIN = "login", "Sign-in"
+    LOGIN_FAILED = "login_failed", "Failed sign-in"
 
 
 class ObjectType(models.TextChoices):

@@ -130,6 +130,8 @@ DEFAULTS: dict[str, str] = {
     "CARINA_DICOM_TLS_CERT": "",
     "CARINA_DICOM_TLS_KEY": "",
     "CARINA_DICOM_TLS_CA": "",
+    "CARINA_CACHE_URL": "",
+    "CARINA_VIEWER_DIR": "",
 }
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -205,6 +207,11 @@ class CarinaEnv:
     dicom_max_associations: int = 32
     dicom_max_pdu: int = 262_144
     dicom_tls: DicomTLS | None = None
+    #: Where renditions (thumbnails, previews) are cached: "" = files under CARINA_HOME/cache,
+    #: or redis://HOST:PORT/DB.
+    cache_url: str = ""
+    #: The OHIF viewer files made by `make viewer` (served at /viewer/).
+    viewer_dir: Path | None = None
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -269,6 +276,13 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
         raise ConfigError("CARINA_DICOM_MAX_PDU must be 0 (no limit) or at least 4096 bytes.")
 
     storage_url = raw["CARINA_STORAGE_URL"].strip()
+    cache_url = raw["CARINA_CACHE_URL"].strip()
+    if cache_url and urlsplit(cache_url).scheme not in {"redis", "rediss"}:
+        raise ConfigError(
+            f"CARINA_CACHE_URL={cache_url!r}: use redis://HOST:PORT/DB, or leave it unset to "
+            "cache renditions as files under CARINA_HOME/cache."
+        )
+    viewer_dir = raw["CARINA_VIEWER_DIR"].strip()
     return CarinaEnv(
         home=home,
         http_host=raw["CARINA_HTTP_HOST"],
@@ -288,4 +302,6 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
         dicom_max_associations=max_associations,
         dicom_max_pdu=max_pdu,
         dicom_tls=_dicom_tls(raw),
+        cache_url=cache_url,
+        viewer_dir=Path(viewer_dir).expanduser().resolve() if viewer_dir else None,
     )

@@ -3,6 +3,7 @@ that the loader could hold; this module only turns validated values into Django'
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import sys
 from pathlib import Path
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "carina.ops",
     "carina.dimse",
     "carina.audit",
+    "carina.dicomweb",
 ]
 
 MIDDLEWARE = [
@@ -149,12 +151,33 @@ CARINA_DICOM_TLS = CARINA.dicom_tls
 #: Values longer than this (bytes) are left out of the stored DICOM JSON and replaced by a
 #: BulkDataURI (PS3.18 F.2.6); pixel data always is.
 CARINA_BULKDATA_THRESHOLD = 1024
+#: Rendition cache (thumbnails, previews): files here, or Redis when CARINA_CACHE_URL is set.
+CARINA_CACHE_URL = CARINA.cache_url
+CARINA_CACHE_DIR = CARINA_HOME / "cache"
+#: The rewritten OHIF build (`make viewer`); by default beside the source checkout.
+CARINA_VIEWER_DIR = CARINA.viewer_dir or BASE_DIR.parent.parent / "build" / "viewer"
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+# The session cookie is what OHIF sends with every DICOMweb request (same origin). Lax, not
+# Strict: a link from the RIS or an e-mail must arrive signed in.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": dt.timedelta(minutes=15),
+    "REFRESH_TOKEN_LIFETIME": dt.timedelta(days=1),
+    "ROTATE_REFRESH_TOKENS": True,
+    "SIGNING_KEY": SECRET_KEY,
 }
 
 LOGGING = {

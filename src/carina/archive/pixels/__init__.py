@@ -1,0 +1,1 @@
+"""Pixel data: frames, transcoding and rendering of stored instances."""
