@@ -6,10 +6,16 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/carina
 PYTEST_ARGS ?=
+# The OHIF viewer: the prebuilt npm package, pinned (version and tarball checksum), fetched
+# once into build/npm-cache and rewritten for /viewer/ (docs/viewer.md says how to upgrade).
+OHIF_VERSION := 3.13.2
+OHIF_SHA256 := b189d3963bfc58e9394a9db8c7be75d07beb029ec211dbb126d47b62969dd3f1
+OHIF_TARBALL := build/npm-cache/ohif-app-$(OHIF_VERSION).tgz
+VIEWER_STAMP := build/viewer/.ohif-$(OHIF_VERSION)
 
-.PHONY: run test install system-deps lint test-sqlite test-postgres clean benchmark
+.PHONY: run test install system-deps lint test-sqlite test-postgres clean benchmark viewer
 
-run: install
+run: install viewer
 	$(BIN)/carina serve
 
 install: system-deps $(STAMP)
@@ -21,11 +27,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+viewer: install $(VIEWER_STAMP)
+
+$(VIEWER_STAMP): | $(STAMP)
+	@command -v npm >/dev/null || { echo "npm is needed to fetch the OHIF viewer (apt-get install npm)"; exit 1; }
+	mkdir -p build/npm-cache
+	test -f $(OHIF_TARBALL) || npm pack --silent --pack-destination build/npm-cache @ohif/app@$(OHIF_VERSION)
+	echo "$(OHIF_SHA256)  $(OHIF_TARBALL)" | sha256sum --check --quiet
+	rm -rf build/ohif-unpack && mkdir -p build/ohif-unpack
+	tar -xzf $(OHIF_TARBALL) -C build/ohif-unpack
+	$(BIN)/python -m carina.viewer.build build/ohif-unpack/package/dist build/viewer
+	rm -rf build/ohif-unpack
+	touch $@
+
 # Debian tools the tests and DICOM peers need, installed only when missing.
 system-deps:
 	@missing=""; \
 	command -v dcmdump >/dev/null || missing="$$missing dcmtk"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	python3 -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
@@ -40,7 +61,7 @@ lint: install
 
 # The whole suite runs twice: on the embedded SQLite default and on PostgreSQL (the test run
 # creates and drops its own database, test_carina).
-test: lint
+test: viewer lint
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks (``benchmarks/ingest.py``, ``benchmarks/dimse_ingest.py``).
+"""Helpers shared by the benchmarks (``ingest.py``, ``dimse_ingest.py``, ``dicomweb.py``).
 
 Child processes that are stopped whatever happens, a copy of ``src/carina`` so that every row
 measures the same code, fresh databases, a private Orthanc, the machine description and the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import math
 import os
 import platform
 import shutil
@@ -427,3 +428,54 @@ def update_benchmarks_md(title: str, text: str) -> None:
     before = "".join(lines[:start])
     after = "".join(lines[end:]) if end is not None else ""
     BENCHMARKS_MD.write_text(before + text + ("\n" + after if after else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Tables and statistics (added for benchmarks/dicomweb.py; the older scripts keep their own)
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank quantile (``q`` in 0..1) of ``values``; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> str:
+    """A plain-text table; the first ``left`` columns are left-aligned, the others right."""
+    grid = [list(headers), *(list(r) for r in rows)]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(headers))]
+    lines = []
+    for n, line in enumerate(grid):
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < left else c.rjust(w)
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            ).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> str:
+    """A Markdown table; the first ``left`` columns are left-aligned, the others right."""
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if i < left else "---:" for i in range(len(headers))) + "|",
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def bullet(text: str, width: int = 96) -> str:
+    """A Markdown list item, wrapped (``wrap`` leaves list items as they are)."""
+    return textwrap.fill(
+        text,
+        width,
+        initial_indent="- ",
+        subsequent_indent="  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )

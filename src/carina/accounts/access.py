@@ -7,6 +7,7 @@ the hospitals of their :class:`Membership` rows, with one role in each.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from django.db.models import QuerySet
@@ -19,10 +20,34 @@ SESSION_HOSPITAL = "carina_hospital"
 #: The request header a program sends to choose one of its hospitals.
 HOSPITAL_HEADER = "X-Carina-Hospital"
 
-#: Roles that may store objects (upload, STOW-RS).
-STORE_ROLES = frozenset({Role.HOSPITAL_ADMIN, Role.RADIOLOGIST, Role.TECHNOLOGIST})
-#: Roles that may delete studies, series and instances.
-DELETE_ROLES = frozenset({Role.HOSPITAL_ADMIN})
+
+class Permission(StrEnum):
+    """What a role may do in its hospital (the matrix is documented in docs/accounts.md)."""
+
+    VIEW = "view"  # find studies, see metadata and images, open the viewer
+    # DICOM files and ZIP archives to keep (download buttons, export). Not DICOMweb retrieve:
+    # the viewer reads whole objects (SEG, SR) through WADO-RS, so that needs only VIEW.
+    DOWNLOAD = "download"
+    STORE = "store"  # upload, STOW-RS, import
+    SEND = "send"  # transfers to DICOM nodes
+    EDIT = "edit"  # change patient/study attributes
+    DELETE = "delete"  # delete studies, series, instances
+    MANAGE_NODES = "manage_nodes"  # the hospital's known DICOM nodes and routing rules
+    MANAGE_USERS = "manage_users"  # the hospital's users and their roles
+    VIEW_AUDIT = "view_audit"  # the hospital's whole audit trail (everyone sees their own)
+    MANAGE_HOSPITALS = "manage_hospitals"  # hospitals and their AE titles: system admins only
+
+
+_CLINICAL = {Permission.VIEW, Permission.DOWNLOAD, Permission.STORE, Permission.SEND}
+
+#: The permission matrix: what each role may do in the hospitals it belongs to.
+#: A system administrator (superuser) has every permission in every hospital.
+MATRIX: dict[Role, frozenset[Permission]] = {
+    Role.HOSPITAL_ADMIN: frozenset(set(Permission) - {Permission.MANAGE_HOSPITALS}),
+    Role.RADIOLOGIST: frozenset(_CLINICAL),
+    Role.TECHNOLOGIST: frozenset(_CLINICAL | {Permission.EDIT}),
+    Role.PHYSICIAN: frozenset({Permission.VIEW}),
+}
 
 
 class HospitalChoiceError(LookupError):
@@ -53,12 +78,20 @@ def role_in(user: Any, hospital: Hospital) -> Role | None:
     return Role(role) if role else None
 
 
+def has_permission(user: Any, hospital: Hospital, permission: Permission) -> bool:
+    """Whether ``user`` may do ``permission`` in ``hospital`` (see :data:`MATRIX`)."""
+    if getattr(user, "is_superuser", False) and getattr(user, "is_authenticated", False):
+        return True
+    role = role_in(user, hospital)
+    return role is not None and permission in MATRIX[role]
+
+
 def may_store(user: Any, hospital: Hospital) -> bool:
-    return role_in(user, hospital) in STORE_ROLES
+    return has_permission(user, hospital, Permission.STORE)
 
 
 def may_delete(user: Any, hospital: Hospital) -> bool:
-    return role_in(user, hospital) in DELETE_ROLES
+    return has_permission(user, hospital, Permission.DELETE)
 
 
 def current_hospital(user: Any, *, requested: str | None, remembered: str | None) -> Hospital:

@@ -6,10 +6,14 @@ Objects enter only through the ingest pipeline, so the admin cannot add or edit 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from carina.archive.models import DemographicsMismatch, Instance, Patient, Series, Study
 
@@ -55,7 +59,9 @@ class StudyAdmin(ReadOnlyAdmin):
         "number_of_series",
         "number_of_instances",
         "hospital",
+        "open_in_viewer",
     ]
+    readonly_fields = ["open_in_viewer"]
     list_filter = ["hospital", "study_date"]
     search_fields = [
         "study_instance_uid",
@@ -66,6 +72,20 @@ class StudyAdmin(ReadOnlyAdmin):
     ]
     list_select_related = ["patient", "hospital"]
     date_hierarchy = "study_date"
+
+    @admin.display(description="Viewer")
+    def open_in_viewer(self, study: Study) -> SafeString:
+        """Links to the study in OHIF (``/viewer/viewer?StudyInstanceUIDs=…``) and in its MPR
+        layout (``&hangingprotocolId=mpr``); the viewer opens in a new tab."""
+        viewer = reverse("viewer:app", kwargs={"path": "viewer"})
+        uids = {"StudyInstanceUIDs": study.study_instance_uid}
+        mpr = {**uids, "hangingprotocolId": "mpr"}
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">Open in viewer</a> · '
+            '<a href="{}" target="_blank" rel="noopener">MPR</a>',
+            f"{viewer}?{urlencode(uids)}",
+            f"{viewer}?{urlencode(mpr)}",
+        )
 
 
 @admin.register(Series)

@@ -132,6 +132,9 @@ DEFAULTS: dict[str, str] = {
     "CARINA_DICOM_TLS_CA": "",
     "CARINA_CACHE_URL": "",
     "CARINA_VIEWER_DIR": "",
+    "CARINA_HTTP_BASIC": "false",
+    "CARINA_LOCKOUT_FAILURES": "5",
+    "CARINA_LOCKOUT_MINUTES": "15",
 }
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -212,6 +215,12 @@ class CarinaEnv:
     cache_url: str = ""
     #: The OHIF viewer files made by `make viewer` (served at /viewer/).
     viewer_dir: Path | None = None
+    #: Accept HTTP Basic credentials (DICOM tools that know nothing else); docs/accounts.md.
+    http_basic: bool = False
+    #: Failed password sign-ins within ``lockout_minutes`` that lock an account for
+    #: ``lockout_minutes`` (docs/accounts.md, "Lock-out").
+    lockout_failures: int = 5
+    lockout_minutes: int = 15
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -283,6 +292,8 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
             "cache renditions as files under CARINA_HOME/cache."
         )
     viewer_dir = raw["CARINA_VIEWER_DIR"].strip()
+    lockout_failures = _int("CARINA_LOCKOUT_FAILURES", raw["CARINA_LOCKOUT_FAILURES"], 1, 1000)
+    lockout_minutes = _int("CARINA_LOCKOUT_MINUTES", raw["CARINA_LOCKOUT_MINUTES"], 1, 10080)
     return CarinaEnv(
         home=home,
         http_host=raw["CARINA_HTTP_HOST"],
@@ -304,4 +315,7 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
         dicom_tls=_dicom_tls(raw),
         cache_url=cache_url,
         viewer_dir=Path(viewer_dir).expanduser().resolve() if viewer_dir else None,
+        http_basic=_bool("CARINA_HTTP_BASIC", raw["CARINA_HTTP_BASIC"]),
+        lockout_failures=lockout_failures,
+        lockout_minutes=lockout_minutes,
     )

@@ -49,6 +49,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",  # one filter class per model, for the API and the UI (carina.api)
+    "drf_spectacular",  # OpenAPI schema of the REST API (/api/schema/)
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc files, served locally (no CDN)
+    # Refresh tokens used once (rotation) or given back at logout are refused (docs/accounts.md).
+    "rest_framework_simplejwt.token_blacklist",
     "carina.core",
     "carina.tenancy",
     "carina.accounts",
@@ -57,6 +62,8 @@ INSTALLED_APPS = [
     "carina.dimse",
     "carina.audit",
     "carina.dicomweb",
+    "carina.viewer",
+    "carina.api",
 ]
 
 MIDDLEWARE = [
@@ -117,6 +124,9 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Passwords: Django's model backend, refusing accounts locked after repeated failures.
+AUTHENTICATION_BACKENDS = ["carina.accounts.backends.LockoutModelBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -154,6 +164,16 @@ CARINA_BULKDATA_THRESHOLD = 1024
 #: Rendition cache (thumbnails, previews): files here, or Redis when CARINA_CACHE_URL is set.
 CARINA_CACHE_URL = CARINA.cache_url
 CARINA_CACHE_DIR = CARINA_HOME / "cache"
+#: Rendition cache bounds: total size of the file cache (least recently used evicted beyond
+#: it) and the lifetime of a Redis entry.
+CARINA_CACHE_MAX_BYTES = 1 << 30
+CARINA_CACHE_TTL = 7 * 24 * 3600
+CARINA_CACHE_PREFIX = "carina:rendition:"
+#: QIDO-RS: the default and largest page (PS3.18 8.3.4.4); beyond it a Warning header says
+#: that matches were left out.
+CARINA_QIDO_MAX_RESULTS = 10_000
+#: STOW-RS: the largest request body accepted (413 beyond it).
+CARINA_STOW_MAX_BYTES = 20 << 30
 #: The rewritten OHIF build (`make viewer`); by default beside the source checkout.
 CARINA_VIEWER_DIR = CARINA.viewer_dir or BASE_DIR.parent.parent / "build" / "viewer"
 
@@ -165,18 +185,51 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
+# Sign-in and tokens (docs/accounts.md): personal API tokens, JWT access tokens, HTTP Basic
+# (only when CARINA_HTTP_BASIC is on), the session cookie.
+CARINA_HTTP_BASIC = CARINA.http_basic
+#: This many failed password sign-ins within CARINA_LOCKOUT_MINUTES lock the account for as long.
+CARINA_LOCKOUT_FAILURES = CARINA.lockout_failures
+CARINA_LOCKOUT_MINUTES = CARINA.lockout_minutes
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "carina.accounts.drf.PersonalTokenAuthentication",
+        "carina.accounts.drf.JWTAuthentication",
+        "carina.accounts.drf.BasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The REST API (carina.api, docs/api.md): OpenAPI with every error documented, pages
+    # whose count stays cheap on large archives, and django-filter FilterSets.
+    "DEFAULT_SCHEMA_CLASS": "carina.api.schema.CarinaAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "carina.api.pagination.CappedLimitOffsetPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+}
+
+# OpenAPI (drf-spectacular): Swagger UI at /api/docs/ and ReDoc at /api/redoc/ load their
+# files from the drf-spectacular-sidecar package (our own /static/), never from a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Carina PACS REST API",
+    "DESCRIPTION": "Hospitals, users, the archive (patients, studies, series, instances), "
+    "downloads, uploads, DICOM nodes and statistics, scoped to the caller's hospital "
+    "(docs/api.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "carina.accounts.models.Role"},
 }
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": dt.timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": dt.timedelta(days=1),
     "ROTATE_REFRESH_TOKENS": True,
+    # A rotated refresh token is refused afterwards; using it again revokes its sign-in.
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens issued before a password change are refused.
+    "CHECK_REVOKE_TOKEN": True,
     "SIGNING_KEY": SECRET_KEY,
 }
 

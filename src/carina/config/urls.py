@@ -3,7 +3,6 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 admin.site.site_header = "Carina PACS administration"
 admin.site.site_title = "Carina PACS"
@@ -13,8 +12,10 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/health/", include("carina.ops.urls")),
-    path("api/auth/token/", TokenObtainPairView.as_view(), name="token"),
-    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("api/auth/", include("carina.accounts.api_urls")),
+    # The REST API (docs/api.md), with its OpenAPI schema at /api/schema/.
+    path("api/", include("carina.api.urls")),
     path("accounts/", include("carina.accounts.urls")),
     path("dicomweb/", include("carina.dicomweb.urls")),
+    path("viewer/", include("carina.viewer.urls")),
 ]

@@ -22,7 +22,7 @@ from carina.accounts.access import (
     HospitalChoiceError,
     current_hospital,
 )
-from carina.accounts.authentication import CredentialsError, request_user
+from carina.accounts.authentication import CredentialsError, request_user, www_authenticate
 from carina.archive.query.errors import QueryError
 from carina.dicomweb.errors import DicomwebError, error_response
 
@@ -87,5 +87,5 @@ def dicomweb_view(methods: tuple[str, ...] = ("GET",)) -> Callable[[View], View]
 
 def _unauthorized(message: str) -> HttpResponseBase:
     response = error_response(401, message)
-    response["WWW-Authenticate"] = 'Bearer realm="carina"'
+    response["WWW-Authenticate"] = www_authenticate()
     return response

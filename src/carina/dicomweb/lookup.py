@@ -59,4 +59,17 @@ def instances(
 
 
 def instance(hospital: Hospital, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
-    return instances(hospital, study_uid, series_uid, sop_uid).get()
+    """One instance, with its series, study and patient rows, in one query."""
+    found = (
+        Instance.objects.for_hospital(hospital)
+        .filter(
+            sop_instance_uid=sop_uid,
+            series__series_instance_uid=series_uid,
+            series__study__study_instance_uid=study_uid,
+        )
+        .select_related("series__study__patient")
+        .first()
+    )
+    if found is None:
+        raise NotFoundError(f"No instance {sop_uid} in this archive.")
+    return found

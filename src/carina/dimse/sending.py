@@ -18,52 +18,32 @@ Nothing is ever re-encoded into a lossy syntax.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pydicom
-from pydicom.dataset import Dataset
-from pydicom.filewriter import dcmwrite
-from pydicom.pixels.encoders.base import get_encoder
-from pydicom.uid import (
-    UID,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    RLELossless,
-)
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext, build_context
 
+# The conversion itself lives with the archive's pixel code (shared with DICOMweb WADO-RS);
+# these names are re-exported for the DIMSE modules that use them.
+from carina.archive.pixels.transcode import LOSSLESS_FALLBACK as LOSSLESS_FALLBACK
+from carina.archive.pixels.transcode import UNCOMPRESSED_FALLBACK as UNCOMPRESSED_FALLBACK
+from carina.archive.pixels.transcode import can_encode as can_encode
+from carina.archive.pixels.transcode import can_send_any as can_send_any
+from carina.archive.pixels.transcode import convert as convert
+from carina.archive.pixels.transcode import local_file
+from carina.archive.pixels.transcode import write_converted as write_converted
 from carina.archive.storage import get_storage
 
 logger = logging.getLogger(__name__)
 
-#: Uncompressed syntaxes Carina converts to, in its order of preference.
-UNCOMPRESSED_FALLBACK: tuple[UID, ...] = (
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-)
-#: Lossless compressed syntaxes Carina converts images to when pydicom has an encoder.
-LOSSLESS_FALLBACK: tuple[UID, ...] = (RLELossless, JPEG2000Lossless)
 #: What a C-MOVE proposes for each SOP class besides its stored syntaxes.
 PROPOSED_FALLBACK: tuple[UID, ...] = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 #: pynetdicom (and PS3.8 9.3.2.2, odd context IDs 1–255) allow 128 contexts per association.
 MAX_CONTEXTS = 128
-#: Word size of the VRs whose values are byte-swapped between big and little endian.
-_WORD_SIZES = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
-_PIXEL_DATA = 0x7FE00010
 
 
 @dataclass(frozen=True)
@@ -162,22 +142,6 @@ def choose_syntax(
     return None
 
 
-@functools.cache
-def can_encode(syntax: UID) -> bool:
-    """Whether pydicom has a usable encoder for ``syntax``."""
-    try:
-        return bool(get_encoder(syntax).is_available)
-    except (NotImplementedError, ValueError):
-        return False
-
-
-def can_send_any(syntax: str) -> bool:
-    """Whether Carina can send every object in ``syntax``: an uncompressed syntax, or a
-    lossless one pydicom can encode."""
-    uid = UID(syntax)
-    return uid in UNCOMPRESSED_FALLBACK or (uid in LOSSLESS_FALLBACK and can_encode(uid))
-
-
 # --- the blob and its conversion --------------------------------------------------------
 
 
@@ -185,60 +149,8 @@ def can_send_any(syntax: str) -> bool:
 def blob_file(key: str) -> Iterator[Path]:
     """The stored blob as a local file: the file itself for folder storage, else a temporary
     copy (S3), removed afterwards."""
-    with contextlib.closing(get_storage().open(key)) as handle:
-        name = getattr(handle, "name", None)
-        if isinstance(name, str) and os.path.isfile(name):
-            yield Path(name)
-            return
-        with tempfile.NamedTemporaryFile(prefix="send", suffix=".dcm", delete=False) as copy:
-            shutil.copyfileobj(handle, copy, 1 << 20)
-    try:
-        yield Path(copy.name)
-    finally:
-        Path(copy.name).unlink(missing_ok=True)
-
-
-def write_converted(path: Path, target: UID) -> Path:
-    """A new temporary Part 10 file with the object of ``path`` in transfer syntax ``target``
-    (the caller removes it)."""
-    ds = pydicom.dcmread(path)
-    convert(ds, target)
-    with tempfile.NamedTemporaryFile(prefix="send", suffix=".dcm", delete=False) as handle:
-        try:
-            dcmwrite(handle, ds, enforce_file_format=True)
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            raise
-    return Path(handle.name)
-
-
-def convert(ds: Dataset, target: UID) -> None:
-    """Convert a data set read from a file to transfer syntax ``target`` in place: decompress
-    compressed pixel data (pydicom's decoders), swap big endian words, compress into a lossless
-    ``target``. The file meta's Transfer Syntax UID is set to ``target``."""
-    source = UID(ds.file_meta.TransferSyntaxUID)
-    if source.is_compressed and "PixelData" in ds:
-        ds.decompress(generate_instance_uid=False)
-    elif not source.is_little_endian:
-        _to_little_endian(ds)
-    if target.is_compressed and "PixelData" in ds:
-        ds.compress(target, generate_instance_uid=False)
-    ds.file_meta.TransferSyntaxUID = target
-
-
-def _to_little_endian(ds: Dataset) -> None:
-    """Swap the bytes of OW/OL/OF/OD/OV values read from a big endian data set. Other values
-    are decoded by pydicom and re-encoded in the target byte order when written. Pixel Data
-    words are BitsAllocated wide (as pydicom reads them)."""
-    bits = int(ds.get("BitsAllocated", 16) or 16)
-    for elem in ds.iterall():
-        size = _WORD_SIZES.get(str(elem.VR))
-        if size is None or not isinstance(elem.value, bytes) or not elem.value:
-            continue
-        if elem.tag == _PIXEL_DATA:
-            size = bits // 8
-        if size > 1 and len(elem.value) % size == 0:
-            elem.value = np.frombuffer(elem.value, dtype=f">u{size}").astype(f"<u{size}").tobytes()
+    with contextlib.closing(get_storage().open(key)) as handle, local_file(handle) as path:
+        yield path
 
 
 # --- sending --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
 
 from carina.archive.ingest.errors import DuplicateConflictError, HierarchyConflictError
 from carina.archive.ingest.parse import ParsedObject
@@ -68,7 +69,9 @@ def resolve_patient(hospital: Hospital, parsed: ParsedObject) -> Patient:
     return patient
 
 
-def _select_locked_study(hospital: Hospital, study_uid: str) -> Study | None:
+def select_locked_study(hospital: Hospital, study_uid: str) -> Study | None:
+    """The hospital's study ``study_uid`` (with its patient), its row locked until the end of
+    the transaction; ``None`` when there is none."""
     return (
         Study.objects.for_hospital(hospital)
         .select_for_update(of=("self",))
@@ -84,7 +87,7 @@ def _locked_study(hospital: Hospital, parsed: ParsedObject, name: str) -> Study:
     An existing study costs one query: its patient comes with it and is checked in memory
     (same PatientID and issuer, and demographics: differences are recorded).
     """
-    study = _select_locked_study(hospital, parsed.study_instance_uid)
+    study = select_locked_study(hospital, parsed.study_instance_uid)
     known = study is not None
     if study is None:
         patient = resolve_patient(hospital, parsed)
@@ -98,7 +101,7 @@ def _locked_study(hospital: Hospital, parsed: ParsedObject, name: str) -> Study:
                 )
         except IntegrityError:
             pass  # another process created it a moment ago; lock theirs
-        study = _select_locked_study(hospital, parsed.study_instance_uid)
+        study = select_locked_study(hospital, parsed.study_instance_uid)
         assert study is not None
     owner = study.patient
     fields = parsed.patient
@@ -140,8 +143,16 @@ def _add_modality(study: Study, modality: str) -> None:
         study.modalities_in_study = "\\".join(sorted(modalities | {modality}))
 
 
-def _remove_instance(instance: Instance) -> None:
-    """Delete an instance row and take it out of its series' and study's counts."""
+def recompute_modalities(study: Study) -> None:
+    """Set ModalitiesInStudy from the study's remaining series (after a series went)."""
+    study.modalities_in_study = "\\".join(
+        sorted({m for m in study.series.values_list("modality", flat=True) if m})
+    )
+
+
+def remove_instance(instance: Instance) -> None:
+    """Delete an instance row and take it out of its series' and study's counts; a series
+    left empty is deleted too (an empty study is left to the caller)."""
     series = Series.unscoped.select_for_update().get(pk=instance.series_id)
     study = Study.unscoped.select_for_update().get(pk=series.study_id)
     instance.delete()
@@ -152,11 +163,24 @@ def _remove_instance(instance: Instance) -> None:
     if series.number_of_instances <= 0:
         series.delete()
         study.number_of_series -= 1
-        study.modalities_in_study = "\\".join(
-            sorted({m for m in study.series.values_list("modality", flat=True) if m})
-        )
+        recompute_modalities(study)
     else:
         series.save(update_fields=["number_of_instances", "size_bytes", "updated_at"])
+    study.save(update_fields=_STUDY_COUNTS)
+
+
+def remove_series(series: Series) -> None:
+    """Delete a series with its instance rows and take it out of its study's counts and
+    ModalitiesInStudy (an empty study is left to the caller)."""
+    study = Study.unscoped.select_for_update().get(pk=series.study_id)
+    rows = Instance.unscoped.filter(series=series)
+    totals = rows.aggregate(count=Count("pk"), size=Sum("size_bytes"))
+    rows.delete()
+    series.delete()
+    study.number_of_series -= 1
+    study.number_of_instances -= totals["count"] or 0
+    study.size_bytes -= totals["size"] or 0
+    recompute_modalities(study)
     study.save(update_fields=_STUDY_COUNTS)
 
 
@@ -227,7 +251,7 @@ def index_object(
                     "(change it to 'keep newest' to replace, or give the object a new UID)",
                 ) from None
             obsolete = existing.blob_key
-            _remove_instance(existing)
+            remove_instance(existing)
             study.refresh_from_db()
             series, series_created = _series(hospital, study, parsed, name)
             instance = insert(series)

@@ -222,9 +222,10 @@ def run(spec: QuerySpec, hospital: Hospital, *, chunk_size: int = CHUNK_SIZE) ->
     values = qs.values(*selected, **columns)
     if spec.limit is not None or spec.offset:
         end = None if spec.limit is None else spec.offset + spec.limit
-        rows_iter: Iterator[dict[str, Any]] = iter(values[spec.offset : end])
-    else:
-        rows_iter = values.iterator(chunk_size=chunk_size)
+        # LIMIT/OFFSET in SQL, and the page itself streamed too (a QIDO-RS page may hold
+        # 10,000 rows): never the whole page in memory.
+        values = values[spec.offset : end]
+    rows_iter: Iterator[dict[str, Any]] = values.iterator(chunk_size=chunk_size)
     chunk: list[dict[str, Any]] = []
     for row in rows_iter:
         chunk.append(row)

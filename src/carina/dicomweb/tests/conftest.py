@@ -4,7 +4,7 @@ token, and helpers that store objects through the ingest pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,27 @@ from carina.accounts.actions import do_create_admin
 from carina.archive.ingest.pipeline import IngestResult, Origin, ingest
 from carina.archive.models import Source
 from carina.core.testing import make_ct_slice, write_series
+from carina.dicomweb.auditing import forget_viewings
 from carina.tenancy.models import Hospital
 
 PASSWORD = "Carina-test-pw-1"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_viewing_audit() -> None:
+    """Each test starts with no image fetch remembered (auditing.record_viewing)."""
+    forget_viewings()
+
+
+@pytest.fixture(autouse=True)
+def _close_keep_alive_connections(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close the test's HTTP sessions afterwards: the live server's request thread of a
+    keep-alive connection holds a database connection (kept 60 s on PostgreSQL) until then."""
+    yield
+    for value in request.node.funcargs.values():
+        session = getattr(value, "_session", value)
+        if isinstance(session, requests.Session):
+            session.close()
 
 
 @pytest.fixture

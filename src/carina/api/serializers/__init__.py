@@ -1,0 +1,1 @@
+"""Serializers of the REST API: how each resource looks as JSON."""
