@@ -170,6 +170,37 @@ class ArchiveViewSet(CarinaViewSet):
         return response
 
 
+class ZipDownloadMixin:
+    """``GET …/{uid}/zip/``: the object's instances as a streamed ZIP archive with a
+    DICOMDIR (studies and series)."""
+
+    def zip_instances(self, obj: Any) -> QuerySet[Instance]:
+        raise NotImplementedError
+
+    @extend_schema(
+        summary="Download as a ZIP archive (with a DICOMDIR)",
+        tags=["downloads"],
+        responses=ZIP_RESPONSE,
+        filters=False,
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="zip",
+        url_name="zip",
+        renderer_classes=[JSONRenderer, ZipRenderer],
+        pagination_class=None,
+        filter_backends=[],
+    )
+    def zip(self, request: Request, uid: str, **kwargs: Any) -> StreamingHttpResponse:
+        view: Any = self
+        obj = view.get_object()
+        source = ZipSource(
+            uid=uid, patient_id=view.patient_id_of(obj), instances=self.zip_instances(obj)
+        )
+        return view.zip_response(request, source, archive_name(view.noun, uid))
+
+
 @extend_schema_view(
     list=extend_schema(summary="Search patients", tags=["archive"]),
     retrieve=extend_schema(summary="A patient", tags=["archive"]),
@@ -241,7 +272,11 @@ class PatientViewSet(ArchiveViewSet, mixins.ListModelMixin, mixins.RetrieveModel
     ),
 )
 class StudyViewSet(
-    ArchiveViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin
+    ZipDownloadMixin,
+    ArchiveViewSet,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
 ):
     """Studies of the caller's hospital, found by StudyInstanceUID."""
 
@@ -360,29 +395,8 @@ class StudyViewSet(
         )
         return Response(StudyImagesSerializer(data).data)
 
-    @extend_schema(
-        summary="Download the study as a ZIP archive",
-        tags=["downloads"],
-        responses=ZIP_RESPONSE,
-        filters=False,
-    )
-    @action(
-        detail=True,
-        methods=["get"],
-        url_path="zip",
-        url_name="zip",
-        renderer_classes=[JSONRenderer, ZipRenderer],
-        pagination_class=None,
-        filter_backends=[],
-    )
-    def zip(self, request: Request, uid: str, **kwargs: Any) -> StreamingHttpResponse:
-        study = self.get_object()
-        source = ZipSource(
-            uid=uid,
-            patient_id=study.patient.patient_id,
-            instances=Instance.objects.for_hospital(self.hospital).filter(series__study=study),
-        )
-        return self.zip_response(request, source, archive_name("study", uid))
+    def zip_instances(self, obj: Any) -> QuerySet[Instance]:
+        return Instance.objects.for_hospital(self.hospital).filter(series__study=obj)
 
 
 @extend_schema_view(
@@ -396,7 +410,11 @@ class StudyViewSet(
     ),
 )
 class SeriesViewSet(
-    ArchiveViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin
+    ZipDownloadMixin,
+    ArchiveViewSet,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
 ):
     """Series of the caller's hospital, found by SeriesInstanceUID."""
 
@@ -448,29 +466,8 @@ class SeriesViewSet(
             InstanceSerializer(page, many=True, context=self.get_serializer_context()).data
         )
 
-    @extend_schema(
-        summary="Download the series as a ZIP archive",
-        tags=["downloads"],
-        responses=ZIP_RESPONSE,
-        filters=False,
-    )
-    @action(
-        detail=True,
-        methods=["get"],
-        url_path="zip",
-        url_name="zip",
-        renderer_classes=[JSONRenderer, ZipRenderer],
-        pagination_class=None,
-        filter_backends=[],
-    )
-    def zip(self, request: Request, uid: str, **kwargs: Any) -> StreamingHttpResponse:
-        series = self.get_object()
-        source = ZipSource(
-            uid=uid,
-            patient_id=self.patient_id_of(series),
-            instances=Instance.objects.for_hospital(self.hospital).filter(series=series),
-        )
-        return self.zip_response(request, source, archive_name("series", uid))
+    def zip_instances(self, obj: Any) -> QuerySet[Instance]:
+        return Instance.objects.for_hospital(self.hospital).filter(series=obj)
 
 
 @extend_schema_view(
