@@ -37,7 +37,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -50,6 +49,7 @@ from common import (
     MIB,
     ROOT,
     Children,
+    bullet,
     carina_env,
     command,
     database,
@@ -58,6 +58,7 @@ from common import (
     free_port,
     git_tree,
     machine,
+    markdown_table,
     migrate,
     orthanc_get,
     orthanc_server,
@@ -67,6 +68,7 @@ from common import (
     setup_django,
     snapshot_source,
     stop_on_sigterm,
+    text_table,
     update_benchmarks_md,
     wrap,
 )
@@ -924,43 +926,6 @@ def find_cells(row: FindRow) -> list[str]:
         _num(p95 * 1000 if p95 is not None else None, ".1f"),
         _num(row.vs_orthanc, ".2f") if row.server != "Orthanc" else "",
     ]
-
-
-def text_table(headers: list[str], grid_rows: list[list[str]], left: int) -> str:
-    grid = [headers, *grid_rows]
-    widths = [max(len(line[i]) for line in grid) for i in range(len(headers))]
-    lines = []
-    for n, line in enumerate(grid):
-        lines.append(
-            "  ".join(
-                c.ljust(w) if i < left else c.rjust(w)
-                for i, (c, w) in enumerate(zip(line, widths, strict=True))
-            ).rstrip()
-        )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def markdown_table(headers: list[str], grid_rows: list[list[str]], left: int) -> str:
-    lines = [
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" if i < left else "---:" for i in range(len(headers))) + "|",
-    ]
-    lines += ["| " + " | ".join(cells) + " |" for cells in grid_rows]
-    return "\n".join(lines)
-
-
-def bullet(text: str, width: int = 96) -> str:
-    """A Markdown list item, wrapped (``wrap`` leaves list items as they are)."""
-    return textwrap.fill(
-        text,
-        width,
-        initial_indent="- ",
-        subsequent_indent="  ",
-        break_on_hyphens=False,
-        break_long_words=False,
-    )
 
 
 def verdicts(rows: list[StoreRow], have_orthanc: bool) -> list[str]:
