@@ -21,6 +21,15 @@ def carina_storage(settings, tmp_path: Path) -> Iterator[Path]:
     reset_storage()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_request_counters() -> None:
+    """Rate-limit counters live in files under CARINA_HOME and would carry from one test to
+    the next: each test starts with none."""
+    from carina.ops.throttling import reset_throttles
+
+    reset_throttles()
+
+
 @pytest.fixture
 def storage() -> BlobStorage:
     return get_storage()

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import logout, update_session_auth_hash
+from django.contrib.auth.signals import user_logged_out
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status  # type: ignore[import-untyped]
 from rest_framework.authentication import SessionAuthentication  # type: ignore[import-untyped]
 from rest_framework.request import Request  # type: ignore[import-untyped]
@@ -23,7 +25,8 @@ from carina.accounts.access import MATRIX, Permission, hospitals_of, role_in
 from carina.accounts.backends import client_ip
 from carina.accounts.drf import request_hospital, signed_in_via
 from carina.accounts.errors import AccountLockedError, CredentialsError
-from carina.accounts.models import PersonalToken, TOTPDevice
+from carina.accounts.jwt_tokens import SID_CLAIM, decode_signed
+from carina.accounts.models import ApiSignIn, PersonalToken, TOTPDevice
 from carina.accounts.totp import provisioning_uri
 
 
@@ -82,6 +85,28 @@ class LogoutSerializer(serializers.Serializer):
     refresh = serializers.CharField(required=False)
 
 
+class RefusalSerializer(serializers.Serializer):
+    """An incomplete or refused sign-in."""
+
+    detail = serializers.CharField(help_text="What went wrong, and what to do about it.")
+    code = serializers.CharField(help_text="A stable code for programs (e.g. locked).")
+
+
+class TokenPairSerializer(serializers.Serializer):
+    """The answer of a sign-in or a refresh."""
+
+    access = serializers.CharField(help_text="The access token (Authorization: Bearer …).")
+    refresh = serializers.CharField(help_text="The refresh token, for /api/auth/token/refresh/.")
+
+
+#: The answers of the token routes (documented for the OpenAPI schema).
+TOKEN_ANSWERS: dict[int, Any] = {
+    200: TokenPairSerializer,
+    400: OpenApiResponse(RefusalSerializer, description="The request is not complete."),
+    401: OpenApiResponse(RefusalSerializer, description="The credentials are refused."),
+}
+
+
 class TokenObtainView(APIView):
     """``POST {username, password[, otp]}`` → ``{access, refresh}``. ``otp``: the code of the
     authenticator app, needed when the account has one."""
@@ -90,6 +115,7 @@ class TokenObtainView(APIView):
     permission_classes = [permissions.AllowAny]
     serializer_class = TokenObtainSerializer
 
+    @extend_schema(responses=TOKEN_ANSWERS)
     def post(self, request: Request) -> Response:
         form = TokenObtainSerializer(data=request.data)
         if not form.is_valid():
@@ -116,6 +142,7 @@ class TokenRefreshView(APIView):
     permission_classes = [permissions.AllowAny]
     serializer_class = RefreshSerializer
 
+    @extend_schema(responses=TOKEN_ANSWERS)
     def post(self, request: Request) -> Response:
         form = RefreshSerializer(data=request.data)
         if not form.is_valid():
@@ -146,6 +173,7 @@ class LogoutView(APIView):
                 actions.do_sign_out_tokens(raw)
             except CredentialsError as exc:
                 return refused(exc)
+            _announce_sign_out(request, raw)
             return Response(
                 {
                     "detail": "Signed out: the refresh token and the access tokens issued "
@@ -162,12 +190,48 @@ class LogoutView(APIView):
         )
 
 
+def _announce_sign_out(request: Request, raw_refresh: str) -> None:
+    """Django's ``user_logged_out`` for an API sign-in just ended (the audit trail records
+    it, as it does for the web application's sign-out)."""
+    sid = decode_signed(raw_refresh, "refresh").get(SID_CLAIM)
+    sign_in = ApiSignIn.objects.select_related("user").filter(pk=sid).first() if sid else None
+    if sign_in is not None:
+        user_logged_out.send(sender=type(sign_in.user), request=request._request, user=sign_in.user)
+
+
 # --- who am I ------------------------------------------------------------------------------
+
+
+class HospitalRoleSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    role = serializers.CharField(help_text="The role's code, or system_admin.")
+    role_label = serializers.CharField()
+    permissions = serializers.ListField(
+        child=serializers.CharField(), help_text="What the role may do here (docs/accounts.md)."
+    )
+
+
+class MeSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    full_name = serializers.CharField()
+    email = serializers.CharField()
+    system_administrator = serializers.BooleanField()
+    authenticator_app = serializers.BooleanField(
+        help_text="Whether sign-in asks for an authenticator app's code."
+    )
+    signed_in_with = serializers.ChoiceField(choices=["personal_token", "jwt", "basic", "session"])
+    hospitals = HospitalRoleSerializer(many=True)
+    current_hospital = serializers.CharField(
+        allow_null=True, help_text="The slug of the hospital this request works in."
+    )
 
 
 class MeView(APIView):
     """``GET``: the signed-in user, the hospitals with the role and permissions in each, the
     hospital the request works in, and how the user signed in."""
+
+    serializer_class = MeSerializer
 
     def get(self, request: Request) -> Response:
         user = request.user
@@ -240,10 +304,15 @@ class PersonalTokenListView(APIView):
     permission_classes = [SignedInWithPassword]
     serializer_class = PersonalTokenSerializer
 
+    @extend_schema(
+        operation_id="auth_personal_tokens_list",
+        responses=PersonalTokenSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         tokens = PersonalToken.objects.filter(user=request.user)
         return Response(PersonalTokenSerializer(tokens, many=True).data)
 
+    @extend_schema(responses={201: PersonalTokenSerializer})
     def post(self, request: Request) -> Response:
         form = PersonalTokenSerializer(data=request.data)
         if not form.is_valid():
@@ -299,6 +368,20 @@ class CodeSerializer(serializers.Serializer):
     otp = serializers.CharField(max_length=16, help_text="The 6-digit code the app shows now.")
 
 
+class TOTPStatusSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="An authenticator app guards the sign-in.")
+    pending_confirmation = serializers.BooleanField(
+        help_text="A set-up was started and awaits a code (/api/auth/totp/confirm/)."
+    )
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+
+
+class TOTPSetupSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="The secret to type into the app (base32).")
+    otpauth_uri = serializers.CharField(help_text="The same, as a URI for a QR code.")
+    detail = serializers.CharField()
+
+
 class TOTPView(APIView):
     """``GET``: whether an authenticator app guards your sign-in. ``POST``: begin setting one
     up: the answer's ``secret`` / ``otpauth_uri`` go into the app (type it or make a QR code
@@ -306,6 +389,7 @@ class TOTPView(APIView):
 
     permission_classes = [SignedInWithPassword]
 
+    @extend_schema(responses=TOTPStatusSerializer)
     def get(self, request: Request) -> Response:
         device = TOTPDevice.objects.filter(user=request.user).first()
         return Response(
@@ -316,6 +400,13 @@ class TOTPView(APIView):
             }
         )
 
+    @extend_schema(
+        request=None,
+        responses={
+            201: TOTPSetupSerializer,
+            409: OpenApiResponse(description="An authenticator app is already on."),
+        },
+    )
     def post(self, request: Request) -> Response:
         try:
             device = actions.do_start_totp(request.user)

@@ -19,6 +19,8 @@ from rest_framework.utils.urls import (  # type: ignore[import-untyped]
     replace_query_param,
 )
 
+#: Larger offsets are read as this one (an empty page past the end).
+MAX_OFFSET = 2**31 - 1
 #: Counting stops here (``count_exact`` is false beyond).
 COUNT_CAP = 10_000
 
@@ -37,7 +39,8 @@ class CappedLimitOffsetPagination(LimitOffsetPagination):
         self.limit = self.get_limit(request)
         if self.limit is None:
             return None
-        self.offset = self.get_offset(request)
+        # Beyond any real table, and within a 32-bit SQL integer on every database backend.
+        self.offset = min(self.get_offset(request), MAX_OFFSET)
         rows = list(queryset[self.offset : self.offset + self.limit + 1])
         self.has_next = len(rows) > self.limit
         rows = rows[: self.limit]

@@ -26,6 +26,12 @@ FORBIDDEN = (
 )
 NOT_FOUND = "Not in your hospital (another hospital's objects are answered the same way)."
 BAD_REQUEST = "Invalid input; the message names the field."
+#: The body of a 400: ``{"detail": "…"}`` or the invalid fields' messages.
+VALIDATION_ERRORS: dict[str, Any] = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": {},
+}
 #: Descriptions of success answers that a view leaves without one.
 SUCCESS = {
     "200": "The answer.",
@@ -67,7 +73,10 @@ class CarinaAutoSchema(AutoSchema):
                 answer["description"] = SUCCESS[code]
         for code, text in self._errors().items():
             if code not in responses:
+                # Invalid input answers {"field": ["message", …]} (DRF's validation errors),
+                # or {"detail": "…"}: documented as an object of either.
+                body = VALIDATION_ERRORS if code == "400" else ErrorSerializer
                 responses[code] = self._get_response_for_code(  # type: ignore[no-untyped-call]
-                    OpenApiResponse(ErrorSerializer, description=text), code, direction=direction
+                    OpenApiResponse(body, description=text), code, direction=direction
                 )
         return responses

@@ -17,7 +17,7 @@ limitation: an upload running when the web process stops is not resumed; its sta
 ``failed`` ("interrupted") once it has been silent for :data:`STALE_AFTER`, and its files are
 kept until then.
 
-Each upload leaves ``dicomweb.store`` audit events when it ends: one per study (with the
+Each upload leaves ``api.store`` audit events when it ends: one per study (with the
 instances stored) and one summarising the rejected objects (docs/audit.md).
 """
 
@@ -376,7 +376,7 @@ def _record(upload: Upload, results: list[dict[str, Any]]) -> None:
         "hospital": upload.hospital,
         "actor": upload.username,
         "actor_kind": ActorKind.USER,
-        "action": Action.WEB_STORE,
+        "action": Action.API_STORE,
         "source_ip": upload.source_ip,
         "correlation_id": str(upload.id),
     }

@@ -4,7 +4,7 @@ Swagger UI at ``/api/docs/`` and ReDoc at ``/api/redoc/`` (served from our own s
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter  # type: ignore[import-untyped]
 
@@ -38,5 +38,6 @@ urlpatterns = [
         name="redoc",
     ),
     path("statistics/", StatisticsView.as_view(), name="statistics"),
+    path("", include("carina.routing.urls")),  # transfers, rules, node test (docs/routing.md)
     *router.urls,
 ]

@@ -8,11 +8,16 @@ from typing import Any
 from django.db import models, transaction
 
 from carina.audit.models import AuditEvent
+from carina.audit.signals import events_recorded
+from carina.core.request_id import current_request_id
 
 
 def build(**fields: Any) -> AuditEvent:
     """An unsaved event, its text fields cut to their column sizes (a long detail or an odd
-    AE title must never make recording fail)."""
+    AE title must never make recording fail). Without a ``correlation_id`` it takes the ID of
+    the request, association or task being served (:mod:`carina.core.request_id`)."""
+    if not fields.get("correlation_id"):
+        fields["correlation_id"] = current_request_id()
     event = AuditEvent(**fields)
     for field in AuditEvent._meta.fields:
         if isinstance(field, models.CharField) and field.max_length:
@@ -26,6 +31,7 @@ def do_record(**fields: Any) -> AuditEvent:
     """Record one event (the fields of :class:`AuditEvent`)."""
     event = build(**fields)
     event.save()
+    events_recorded.send_robust(sender=AuditEvent, events=[event])
     return event
 
 
@@ -35,4 +41,6 @@ def do_record_many(events: Iterable[AuditEvent]) -> list[AuditEvent]:
     if not rows:
         return []
     with transaction.atomic():
-        return AuditEvent.unscoped.bulk_create(rows)
+        saved = AuditEvent.unscoped.bulk_create(rows)
+    events_recorded.send_robust(sender=AuditEvent, events=saved)
+    return saved

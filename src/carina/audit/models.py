@@ -54,6 +54,25 @@ class Action(models.TextChoices):
     WEB_DELETE = "dicomweb.delete", "DICOMweb delete"
     LOGIN = "login", "Sign-in"
     LOGIN_FAILED = "login_failed", "Failed sign-in"
+    # The REST API (/api/…; carina.api.audit).
+    API_QUERY = "api.query", "REST API search or read"
+    API_RETRIEVE = "api.retrieve", "REST API retrieve (metadata, file, ZIP)"
+    API_STORE = "api.store", "REST API store (upload)"
+    API_DELETE = "api.delete", "REST API delete"
+    API_CHANGE = "api.change", "REST API change"
+    # Accounts (carina.audit.receivers).
+    LOGOUT = "logout", "Sign-out"
+    TOKEN_CREATED = "token.created", "Personal API token created"
+    TOKEN_REVOKED = "token.revoked", "Personal API token revoked"
+    # The audit trail itself (PS3.15 A.5.3.2 "Audit Log Used", DCM 110101).
+    AUDIT_EXPORT = "audit.export", "Audit trail exported (CSV)"
+    # Interfaces of later issues, named here so that their events need no new migration.
+    TRANSFER = "routing.transfer", "Transfer to a destination (carina send, routing rules)"
+    UI_QUERY = "ui.query", "Web UI search or read"
+    UI_RETRIEVE = "ui.retrieve", "Web UI download"
+    UI_STORE = "ui.store", "Web UI upload"
+    UI_DELETE = "ui.delete", "Web UI delete"
+    UI_CHANGE = "ui.change", "Web UI change"
 
 
 class ObjectType(models.TextChoices):
@@ -132,6 +151,8 @@ class AuditEvent(models.Model):
     detail = models.CharField(max_length=1000, blank=True)
     #: Instances involved.
     count = models.PositiveIntegerField(default=0)
+    #: The ID of the request (``X-Request-ID``), DICOM association or task that caused the
+    #: event (:mod:`carina.core.request_id`).
     correlation_id = models.CharField(max_length=64, blank=True)
 
     objects = AuditManager["AuditEvent"]()
@@ -145,6 +166,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["hospital", "occurred_at"], name="audit_hospital_time"),
             models.Index(fields=["object_uid"], name="audit_object_uid"),
             models.Index(fields=["actor"], name="audit_actor"),
+            models.Index(fields=["patient_id"], name="audit_patient_id"),
+            models.Index(fields=["correlation_id"], name="audit_correlation_id"),
         ]
 
     def __str__(self) -> str:

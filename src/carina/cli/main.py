@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("web", help="run the web server (HTTP) in the foreground")
     sub.add_parser("dicom", help="run the DICOM listener (C-ECHO, C-STORE) in the foreground")
     sub.add_parser("migrate", help="create or update the database tables")
+    p = sub.add_parser("worker", help="run the background worker (transfers, forwarding)")
+    p.add_argument("--concurrency", type=int, default=4, help="threads (default: 4)")
+    sub.add_parser("beat", help="run the scheduler of periodic background work")
 
     p = sub.add_parser("createadmin", help="create or update an administrator (idempotent)")
     p.add_argument("--username", required=True)
@@ -50,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = nodes.add_parser("add", help="add a remote DICOM node or update it (idempotent)")
     p.add_argument("name")
     p.add_argument("--hospital", default="default", metavar="SLUG")
-    p.add_argument("--ae", required=True, metavar="AE_TITLE", help="the node's AE title")
-    p.add_argument("--host", required=True, help="host name or IP address it listens on")
-    p.add_argument("--port", required=True, type=int)
+    # --ae, --host and --port are required for a DICOM node (a DICOMweb node has --url).
+    p.add_argument("--ae", default="", metavar="AE_TITLE", help="the node's AE title")
+    p.add_argument("--host", default="", help="host name or IP address it listens on")
+    p.add_argument("--port", default=0, type=int)
     p.add_argument("--description")
     flag = argparse.BooleanOptionalAction
     state = p.add_mutually_exclusive_group()
@@ -63,8 +67,24 @@ def build_parser() -> argparse.ArgumentParser:
     for service in ("echo", "store", "query", "retrieve"):
         p.add_argument(f"--{service}", dest=f"may_{service}", action=flag)
     p.add_argument("--move-destination", dest="is_move_destination", action=flag)
+    # Send destinations (docs/routing.md).
+    p.add_argument("--kind", choices=["dimse", "dicomweb"], help="how to reach it (default dimse)")
+    p.add_argument("--tls", dest="use_tls", action=flag, help="connect over TLS")
+    p.add_argument("--preferred-syntax", dest="preferred_transfer_syntax", metavar="UID")
+    p.add_argument("--max-associations", dest="max_associations", type=int, metavar="N")
+    p.add_argument("--url", dest="dicomweb_url", help="DICOMweb root URL (--kind dicomweb)")
+    p.add_argument("--token", dest="dicomweb_token", help="DICOMweb bearer token")
     p = nodes.add_parser("list", help="list remote DICOM nodes")
     p.add_argument("--hospital", metavar="SLUG")
+
+    p = sub.add_parser("send", help="send a study, series or instances to DICOM nodes")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--study", metavar="UID", help="StudyInstanceUID")
+    what.add_argument("--series", metavar="UID", help="SeriesInstanceUID")
+    what.add_argument("--instance", metavar="UID", action="append", help="SOPInstanceUID (repeat)")
+    p.add_argument("--to", required=True, action="append", metavar="NODE_NAME", help="repeat")
+    p.add_argument("--hospital", default="default", metavar="SLUG")
+    p.add_argument("--queue", action="store_true", help="only queue it for the worker")
 
     p = sub.add_parser("import", help="import DICOM files, folders (recursively) and ZIP archives")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -118,6 +138,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.name, args.hospital, args.ae, args.host, args.port, node_options(args)
             )
         return nodes_list(args.hospital)
+    if args.command == "worker":
+        from carina.cli.worker import run_worker
+
+        return run_worker(args.concurrency)
+    if args.command == "beat":
+        from carina.cli.worker import run_beat
+
+        return run_beat()
+    if args.command == "send":
+        from carina.cli.send import run_send
+
+        return run_send(
+            study=args.study,
+            series=args.series,
+            instances=args.instance,
+            to=args.to,
+            slug=args.hospital,
+            queue_only=args.queue,
+        )
     if args.command == "import":
         from carina.cli.importer import run_import
 

@@ -31,9 +31,10 @@ def nodes_add(
     except NodeError as exc:
         return fail(str(exc))
     state = "" if node.enabled else " (disabled)"
+    where = node.dicomweb_url if node.is_dicomweb else f"{node.ae_title} at {node.host}:{node.port}"
     print(
         f"{'Added' if created else 'Updated'} node {node.name!r} of hospital {slug!r}: "
-        f"{node.ae_title} at {node.host}:{node.port}{state}; "
+        f"{where}{state}; "
         f"services: {', '.join(node.services) or 'none'}."
     )
     return 0
@@ -54,8 +55,8 @@ def nodes_list(slug: str | None) -> int:
                     [
                         hospital.slug,
                         node.name,
-                        node.ae_title,
-                        f"{node.host}:{node.port}",
+                        node.ae_title or "-",
+                        node.dicomweb_url if node.is_dicomweb else f"{node.host}:{node.port}",
                         "enabled" if node.enabled else "disabled",
                         ",".join(node.services) or "-",
                     ]

@@ -1,7 +1,7 @@
 """``carina serve`` and ``carina web``.
 
-``serve`` migrates, then starts every part that exists as a child process (today: the web
-server and the DICOM listener; the worker joins as its issue lands), waits until
+``serve`` migrates, then starts every part as a child process (the web server, the DICOM
+listener, the background worker and its scheduler, beat), waits until
 ``/api/health/live/`` answers, and stops the children cleanly on Ctrl-C or SIGTERM.
 """
 
@@ -72,12 +72,16 @@ def _wait_live(url: str, children: list[subprocess.Popen[bytes]], timeout: float
 
 
 def _sweep_staging() -> int:
+    """Remove staging files of interrupted transfers, and the metrics files of an earlier
+    run's processes (their counters must not add to this run's)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carina.config.settings")
     import django
 
     django.setup()
     from carina.archive.ingest.pipeline import sweep_staging
+    from carina.ops.metrics import reset_folder
 
+    reset_folder()
     return sweep_staging()
 
 
@@ -95,6 +99,10 @@ def serve() -> int:
     parts = {
         "web": [python, "-m", "carina", "web"],
         "dicom": [python, "-m", "carina", "dicom"],
+        # Background work (docs/routing.md): with no CARINA_BROKER_URL, the worker and beat
+        # share the embedded queue under CARINA_HOME; nothing queued is lost if they die.
+        "worker": [python, "-m", "carina", "worker"],
+        "beat": [python, "-m", "carina", "beat"],
     }
     children = {name: subprocess.Popen(argv) for name, argv in parts.items()}
     stopping = False

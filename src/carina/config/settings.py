@@ -4,6 +4,7 @@ that the loader could hold; this module only turns validated values into Django'
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -24,6 +25,11 @@ django_stubs_ext.monkeypatch()
 BASE_DIR = Path(__file__).resolve().parent.parent
 CARINA_HOME: Path = CARINA.home
 CARINA_HOME.mkdir(parents=True, exist_ok=True)
+# Metrics (/metrics, carina.ops.metrics): every process counts into files here and a scrape
+# adds them up (prometheus-client's multiprocess mode; set before prometheus_client loads).
+CARINA_METRICS_DIR = CARINA_HOME / "metrics"
+CARINA_METRICS_DIR.mkdir(exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(CARINA_METRICS_DIR)
 
 
 def _secret_key() -> str:
@@ -64,9 +70,16 @@ INSTALLED_APPS = [
     "carina.dicomweb",
     "carina.viewer",
     "carina.api",
+    "carina.routing",  # destinations, transfers, forwarding rules (docs/routing.md)
+    "carina.ui",  # the web application at / (docs/ui.md)
 ]
 
 MIDDLEWARE = [
+    # X-Request-ID accepted or made, answered and put on log lines and audit events; HTTP
+    # metrics; 413 for bodies over their limit before anything reads them (docs/operations.md).
+    "carina.core.request_id.RequestIDMiddleware",
+    "carina.ops.metrics.HttpMetricsMiddleware",
+    "carina.ops.limits.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -90,6 +103,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The UI's frame: hospital switcher, role and permissions (docs/ui.md).
+                "carina.ui.context_processors.ui",
             ],
         },
     },
@@ -176,6 +191,10 @@ CARINA_QIDO_MAX_RESULTS = 10_000
 CARINA_STOW_MAX_BYTES = 20 << 30
 #: The rewritten OHIF build (`make viewer`); by default beside the source checkout.
 CARINA_VIEWER_DIR = CARINA.viewer_dir or BASE_DIR.parent.parent / "build" / "viewer"
+#: Background work (Celery, carina.config.celery): Redis (or AMQP) when CARINA_BROKER_URL
+#: is set; otherwise the broker-less embedded queue in this folder (docs/routing.md).
+CARINA_BROKER_URL = CARINA.broker_url
+CARINA_QUEUE_DIR = CARINA_HOME / "queue"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -205,7 +224,39 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "carina.api.schema.CarinaAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "carina.api.pagination.CappedLimitOffsetPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # Request rates (carina.ops.throttling, docs/api.md "Limits"): 429 with Retry-After.
+    # DICOMweb is not a DRF view and not throttled (a viewer fetches hundreds of frames).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "carina.ops.throttling.AnonRateThrottle",
+        "carina.ops.throttling.UserRateThrottle",
+        "carina.ops.throttling.ScopedWriteRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": "120/min", "user": "1200/min", "upload": "60/min"},
+    "NUM_PROXIES": 0,  # the caller is REMOTE_ADDR: X-Forwarded-For is not trusted
 }
+
+# The request counters of the throttles, shared by the web workers: files under CARINA_HOME,
+# or Redis with CARINA_CACHE_URL (then shared by every machine).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CARINA.cache_url,
+            "KEY_PREFIX": "carina:throttle",
+        }
+        if CARINA.cache_url
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(CARINA_HOME / "throttle"),
+            "OPTIONS": {"MAX_ENTRIES": 5000},
+        }
+    ),
+}
+# Request bodies (carina.ops.limits): JSON and form data up to Django's
+# DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB); a multipart upload up to this many bytes in all
+# (at most DATA_UPLOAD_MAX_NUMBER_FILES = 100 files); 413 beyond.
+CARINA_UPLOAD_MAX_BYTES = 20 << 30
 
 # OpenAPI (drf-spectacular): Swagger UI at /api/docs/ and ReDoc at /api/redoc/ load their
 # files from the drf-spectacular-sidecar package (our own /static/), never from a CDN.
@@ -219,7 +270,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "carina.accounts.models.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        # Several models have a "status" (carina.routing: transfers and their instances).
+        "TransferStatusEnum": "carina.routing.models.TransferStatus",
+        "TransferItemStatusEnum": "carina.routing.models.ItemStatus",
+        "RoleEnum": "carina.accounts.models.Role",
+    },
 }
 
 SIMPLE_JWT = {
@@ -236,15 +292,28 @@ SIMPLE_JWT = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # [request_id]: the X-Request-ID of the request, or the DICOM association's ID; "-"
+    # outside any (carina.core.request_id).
+    "filters": {"request_id": {"()": "carina.core.request_id.RequestIDFilter"}},
+    "formatters": {
+        "plain": {
+            "class": "carina.core.request_id.RequestIDFormatter",
+            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s",
+        }
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        },
         # Every process (web, DICOM listener, worker, CLI) appends to the same file; lines are
         # written with O_APPEND, and logrotate may move the file (WatchedFileHandler reopens).
         "file": {
             "class": "logging.handlers.WatchedFileHandler",
             "filename": str(CARINA_LOG_DIR / "carina.log"),
             "formatter": "plain",
+            "filters": ["request_id"],
         },
     },
     "loggers": {"carina": {"handlers": ["console", "file"], "level": CARINA.log_level}},

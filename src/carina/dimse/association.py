@@ -22,6 +22,7 @@ from django.db import connections
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
+from carina.core import request_id
 from carina.dimse.auditing import Transfers, record_association
 from carina.dimse.models import RemoteNode, Service
 from carina.tenancy.models import Hospital
@@ -103,6 +104,11 @@ class CarinaAssociation(Association):
         self._is_paused = False
 
     def run(self) -> None:
+        # One correlation ID per association: on its log lines and audit events.
+        with request_id.bind():
+            self._run()
+
+    def _run(self) -> None:
         started = time.monotonic()
         try:
             super().run()

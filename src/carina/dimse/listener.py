@@ -206,7 +206,7 @@ class Listener:
         if in_progress:
             logger.info("waiting for %d association(s) to finish", len(in_progress))
         for assoc in in_progress:
-            assoc.join(max(0.0, deadline - time.monotonic()))
+            _join_when_started(assoc, deadline)
         aborted = [assoc for assoc in in_progress if assoc.is_alive()]
         for assoc in aborted:
             logger.warning("aborting association still in progress after %.0f s", grace)
@@ -246,3 +246,12 @@ def _prepare_spool(folder: Path) -> None:
                 path.unlink()
         except OSError:
             pass
+
+
+def _join_when_started(assoc: threading.Thread, deadline: float) -> None:
+    """Wait for an association thread until ``deadline``; one accepted a moment before the
+    stop may not have started yet (joining it would raise)."""
+    while assoc.ident is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if assoc.ident is not None:
+        assoc.join(max(0.0, deadline - time.monotonic()))

@@ -33,11 +33,32 @@ class Service(models.TextChoices):
     RETRIEVE = "retrieve", "Retrieve (C-MOVE, C-GET)"
 
 
+class Kind(models.TextChoices):
+    """How Carina reaches a node it sends to."""
+
+    DIMSE = "dimse", "DICOM (DIMSE C-STORE)"
+    DICOMWEB = "dicomweb", "DICOMweb (STOW-RS)"
+
+
 class RemoteNode(TimeStampedModel, TenantModel):
-    """A peer DICOM node a hospital knows: a modality, workstation, router or other archive."""
+    """A peer node a hospital knows: a modality, workstation, router or other archive.
+
+    One row holds every role a node plays (docs/routing.md): it may call Carina (echo, store,
+    query, retrieve), be a C-MOVE destination, and be a send destination of transfers and
+    forwarding rules (``is_move_destination``: "objects may be moved or sent to this node").
+    A DICOMweb node is reached with STOW-RS (PS3.18 10.5) at ``dicomweb_url`` instead of
+    DIMSE; it has no AE title and never calls Carina over DIMSE.
+    """
 
     name = models.CharField(max_length=64, help_text="Short name used by `carina send --to`.")
-    ae_title = models.CharField("AE title", max_length=16, validators=[validate_ae_title_field])
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DIMSE)
+    ae_title = models.CharField(
+        "AE title",
+        max_length=16,
+        blank=True,
+        validators=[validate_ae_title_field],
+        help_text="Required for a DICOM node; empty for a DICOMweb node.",
+    )
     host = models.CharField(max_length=255, help_text="Host name or IP address it listens on.")
     port = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(65535)])
     description = models.TextField(blank=True)
@@ -51,6 +72,33 @@ class RemoteNode(TimeStampedModel, TenantModel):
     is_move_destination = models.BooleanField(
         "C-MOVE destination", default=True, help_text="Objects may be moved or sent to this node."
     )
+    use_tls = models.BooleanField(
+        "TLS",
+        default=False,
+        help_text="Connect with TLS (PS3.15 B.1): Carina presents CARINA_DICOM_TLS_CERT and "
+        "verifies the node against CARINA_DICOM_TLS_CA (or the system's CAs).",
+    )
+    preferred_transfer_syntax = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Send in this transfer syntax when the node accepts it and Carina can "
+        "convert to it without loss; empty: as stored.",
+    )
+    max_associations = models.PositiveSmallIntegerField(
+        "maximum parallel associations",
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(32)],
+        help_text="At most this many transfers are sent to the node at the same time.",
+    )
+    dicomweb_url = models.URLField(
+        "DICOMweb URL",
+        max_length=500,
+        blank=True,
+        help_text="The DICOMweb root, e.g. https://pacs.example/dicomweb (STOW-RS goes to "
+        "its /studies).",
+    )
+    #: Sent as ``Authorization: Bearer …``; never shown by the API or written to a log.
+    dicomweb_token = models.CharField("DICOMweb token", max_length=4000, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -58,12 +106,23 @@ class RemoteNode(TimeStampedModel, TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["hospital", "name"], name="node_name_unique"),
             # The calling AE title must identify one node of the hospital, and a C-MOVE
-            # destination AE title must resolve to one host and port.
-            models.UniqueConstraint(fields=["hospital", "ae_title"], name="node_ae_unique"),
+            # destination AE title must resolve to one host and port (DICOMweb nodes have
+            # none).
+            models.UniqueConstraint(
+                fields=["hospital", "ae_title"],
+                name="node_ae_unique",
+                condition=~models.Q(ae_title=""),
+            ),
         ]
 
     def __str__(self) -> str:
+        if self.kind == Kind.DICOMWEB:
+            return f"{self.name} ({self.dicomweb_url})"
         return f"{self.name} ({self.ae_title}@{self.host}:{self.port})"
+
+    @property
+    def is_dicomweb(self) -> bool:
+        return self.kind == Kind.DICOMWEB
 
     def may(self, service: Service) -> bool:
         """Whether this node may use ``service`` (an enabled node with the permission)."""
@@ -73,7 +132,7 @@ class RemoteNode(TimeStampedModel, TenantModel):
             Service.QUERY: self.may_query,
             Service.RETRIEVE: self.may_retrieve,
         }[service]
-        return self.enabled and allowed
+        return self.enabled and allowed and self.kind == Kind.DIMSE
 
     @property
     def services(self) -> list[str]:

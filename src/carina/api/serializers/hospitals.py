@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model
+from django.core.validators import validate_email
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers  # type: ignore[import-untyped]
 
@@ -58,6 +59,22 @@ class MembershipSummarySerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
+def email_or_empty(value: str) -> None:
+    """An e-mail address, or "" for none (documented as a plain string: "" is no e-mail)."""
+    if value:
+        validate_email(value)
+
+
+def memberships_of(user: Any) -> list[Membership]:
+    """The user's memberships with their hospitals, by hospital slug: those a list prefetched
+    (``UserViewSet``: no query per user), else read now."""
+    if "memberships" in getattr(user, "_prefetched_objects_cache", {}):
+        return list(user.memberships.all())
+    return list(
+        Membership.objects.filter(user=user).select_related("hospital").order_by("hospital__slug")
+    )
+
+
 class UserSerializer(serializers.ModelSerializer):
     """An account, with its role in the caller's hospital."""
 
@@ -70,7 +87,15 @@ class UserSerializer(serializers.ModelSerializer):
     role = serializers.ChoiceField(
         choices=Role.choices,
         required=False,
+        allow_null=True,  # null: not a member of the current hospital
         help_text="The user's role in the current hospital (needed to create a user).",
+    )
+    email = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=254,
+        validators=[email_or_empty],
+        help_text="E-mail address, or empty.",
     )
     memberships = serializers.SerializerMethodField(
         help_text="The user's roles in the hospitals you can see."
@@ -100,25 +125,23 @@ class UserSerializer(serializers.ModelSerializer):
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
         hospital = self.context.get("hospital")
-        role = (
-            Membership.objects.filter(user=instance, hospital=hospital)
-            .values_list("role", flat=True)
-            .first()
-            if hospital is not None
-            else None
+        data["role"] = next(
+            (m.role for m in memberships_of(instance) if hospital and m.hospital_id == hospital.pk),
+            None,
         )
-        data["role"] = role
         return data
 
     @extend_schema_field(MembershipSummarySerializer(many=True))
     def get_memberships(self, user: Any) -> list[dict[str, str]]:
-        request = self.context.get("request")
-        visible = hospitals_of(request.user) if request is not None else Hospital.objects.none()
+        visible = self.context.get("visible_hospitals")
+        if visible is None:  # read once per response, not once per user
+            request = self.context.get("request")
+            mine = hospitals_of(request.user) if request is not None else Hospital.objects.none()
+            visible = self.context["visible_hospitals"] = set(mine.values_list("pk", flat=True))
         return [
             {"hospital": m.hospital.slug, "role": m.role}
-            for m in Membership.objects.filter(user=user, hospital__in=visible)
-            .select_related("hospital")
-            .order_by("hospital__slug")
+            for m in memberships_of(user)
+            if m.hospital_id in visible
         ]
 
 

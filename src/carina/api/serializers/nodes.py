@@ -32,9 +32,22 @@ class NodeSerializer(serializers.ModelSerializer):
             "may_query",
             "may_retrieve",
             "is_move_destination",
+            "kind",
+            "use_tls",
+            "preferred_transfer_syntax",
+            "max_associations",
+            "dicomweb_url",
+            "dicomweb_token",
             "services",
             "created_at",
             "updated_at",
         ]
         # Uniqueness (name, AE title) is checked by carina.dimse.actions with a clear message.
         validators: list[object] = []
+        # A DICOMweb node needs no AE title, host or port; the token is never shown again.
+        extra_kwargs: dict[str, dict[str, object]] = {
+            "ae_title": {"required": False},
+            "host": {"required": False},
+            "port": {"required": False},
+            "dicomweb_token": {"write_only": True},
+        }

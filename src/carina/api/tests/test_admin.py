@@ -243,6 +243,33 @@ def test_nodes(clients: dict[str, APIClient], hospital: Hospital, other_hospital
     assert not RemoteNode.objects.for_hospital(hospital).exists()
 
 
+def test_a_dicomweb_destination_needs_no_ae_title_and_hides_its_token(
+    clients: dict[str, APIClient], hospital: Hospital
+) -> None:
+    node = {
+        "name": "tele",
+        "kind": "dicomweb",
+        "dicomweb_url": "https://tele.example.org:8443/dicomweb",
+        "dicomweb_token": "s3cret-token",
+        "max_associations": 2,
+    }
+    response = clients["admin"].post("/api/nodes/", node, format="json")
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert (created["kind"], created["host"], created["port"]) == (
+        "dicomweb",
+        "tele.example.org",
+        8443,
+    )
+    assert "dicomweb_token" not in created
+    assert RemoteNode.objects.for_hospital(hospital).get(name="tele").dicomweb_token == (
+        "s3cret-token"
+    )
+    bad = {**node, "name": "tele2", "preferred_transfer_syntax": "1.2.3.4"}
+    response = clients["admin"].post("/api/nodes/", bad, format="json")
+    assert response.status_code == 400 and "1.2.3.4" in str(response.json())
+
+
 def test_node_of_another_hospital_cannot_be_changed(
     clients: dict[str, APIClient], other_hospital: Hospital
 ) -> None:

@@ -310,7 +310,7 @@ def test_delete_needs_the_delete_permission_and_is_audited(
         .filter(sop_instance_uid__in=chest.sop_uids)
         .exists()
     )
-    deletes = AuditEvent.objects.for_hospital(hospital).filter(action="dicomweb.delete")
+    deletes = AuditEvent.objects.for_hospital(hospital).filter(action="api.delete")
     assert sorted(deletes.values_list("object_type", flat=True)) == ["instance", "series", "study"]
     assert set(deletes.values_list("actor", flat=True)) == {"a-admin"}
     assert set(deletes.values_list("patient_id", flat=True)) == {"PID001"}
@@ -329,15 +329,15 @@ def test_reads_of_patient_data_are_audited_once_per_request(
     assert events.count() == before + 3
     query, metadata, download = events.order_by("occurred_at", "id")[before:]
     assert (query.action, query.actor, query.patient_id, query.count) == (
-        "dicomweb.query",
+        "api.query",
         "a-physician",
         "PID001",
         1,
     )
     assert "GET /api/studies/?patient_id=PID001" in query.detail
-    assert (metadata.action, metadata.object_uid) == ("dicomweb.retrieve", chest.sop_uids[0])
+    assert (metadata.action, metadata.object_uid) == ("api.retrieve", chest.sop_uids[0])
     assert (download.action, download.actor, download.patient_id) == (
-        "dicomweb.retrieve",
+        "api.retrieve",
         "a-radiologist",
         "PID001",
     )

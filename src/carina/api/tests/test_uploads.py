@@ -68,7 +68,7 @@ def test_upload_files_stores_them_and_reports_each(
     again = upload(clients["technologist"], ("a.dcm", first))
     assert again.status_code == 201
     assert again.json()["results"][0]["status"] == "already_present"
-    events = AuditEvent.objects.for_hospital(hospital).filter(action="dicomweb.store")
+    events = AuditEvent.objects.for_hospital(hospital).filter(action="api.store")
     assert [(e.object_uid, e.count, e.actor) for e in events] == [
         (study, 1, "a-technologist"),
         (study, 2, "a-technologist"),

@@ -131,9 +131,7 @@ def test_zip_is_audited_with_the_number_of_instances(
     chest = archive["chest"]
     with download(clients["radiologist"], f"/api/studies/{chest.study_uid}/zip/"):
         pass
-    event: Any = (
-        AuditEvent.objects.for_hospital(hospital).filter(action="dicomweb.retrieve").first()
-    )
+    event: Any = AuditEvent.objects.for_hospital(hospital).filter(action="api.retrieve").first()
     assert (event.object_uid, event.count, event.patient_id, event.outcome) == (
         chest.study_uid,
         5,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status  # type: ignore[import-untyped]
 from rest_framework.exceptions import (  # type: ignore[import-untyped]
@@ -171,7 +171,19 @@ class UserViewSet(
     filterset_fields: ClassVar[list[str]] = ["username", "is_active"]
 
     def get_queryset(self) -> QuerySet[Any]:
-        users = get_user_model().objects.order_by("username")
+        # The memberships (role, hospitals) are shown for every user: one query for the page.
+        users = (
+            get_user_model()
+            .objects.order_by("username")
+            .prefetch_related(
+                Prefetch(
+                    "memberships",
+                    queryset=Membership.objects.select_related("hospital").order_by(
+                        "hospital__slug"
+                    ),
+                )
+            )
+        )
         if getattr(self, "swagger_fake_view", False):
             return users.none()
         if self.system_admin:

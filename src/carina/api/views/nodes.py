@@ -11,10 +11,9 @@ from rest_framework import mixins  # type: ignore[import-untyped]
 from rest_framework.exceptions import NotFound, ValidationError  # type: ignore[import-untyped]
 
 from carina.accounts.access import Permission
-from carina.api.actions import do_remove_node
 from carina.api.base import CarinaViewSet
 from carina.api.serializers.nodes import NodeSerializer
-from carina.dimse.actions import NodeError, NodeOptions, do_add_node
+from carina.dimse.actions import NodeError, NodeOptions, do_add_node, do_remove_node
 from carina.dimse.models import RemoteNode
 
 OPTIONS = (
@@ -25,6 +24,12 @@ OPTIONS = (
     "may_query",
     "may_retrieve",
     "is_move_destination",
+    "kind",
+    "use_tls",
+    "preferred_transfer_syntax",
+    "max_associations",
+    "dicomweb_url",
+    "dicomweb_token",
 )
 
 
@@ -66,9 +71,9 @@ class NodeViewSet(
             node, _ = do_add_node(
                 self.hospital,
                 name,
-                ae_title=data["ae_title"],
-                host=data["host"],
-                port=data["port"],
+                ae_title=data.get("ae_title", ""),
+                host=data.get("host", ""),
+                port=data.get("port", 0),
                 options=options,
             )
         except NodeError as exc:

@@ -22,6 +22,7 @@ from carina.accounts.models import Role
 from carina.api.audit import client_ip
 from carina.api.base import CarinaViewSet
 from carina.api.models import Upload, UploadStatus
+from carina.api.schema import VALIDATION_ERRORS
 from carina.api.serializers.common import ErrorSerializer
 from carina.api.serializers.uploads import UploadRequestSerializer, UploadSerializer
 from carina.api.uploads import UploadError, create_upload, mark_if_interrupted
@@ -48,6 +49,7 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CarinaView
     read_permission = Permission.STORE
     write_permission = Permission.STORE
     parser_classes: ClassVar[list[type]] = [MultiPartParser, FormParser]
+    throttle_scope = "upload"  # the "upload" rate for POST (carina.ops.throttling)
     filterset_fields: ClassVar[list[str]] = ["status"]
 
     def scope(self, queryset: Any) -> Any:
@@ -80,8 +82,9 @@ class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CarinaView
             201: UploadSerializer,
             202: OpenApiResponse(UploadSerializer, description="Queued; poll the Location URL."),
             400: OpenApiResponse(
-                UploadSerializer,
-                description="Nothing was stored (no file, or every object rejected).",
+                VALIDATION_ERRORS,  # the upload's results, or the invalid parameter
+                description="Nothing was stored (no file, or every object rejected), or "
+                "`background` is not true or false.",
             ),
             409: OpenApiResponse(
                 UploadSerializer, description="Every object conflicts with a stored one."

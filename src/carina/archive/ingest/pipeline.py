@@ -222,6 +222,7 @@ def ingest(
     ``expected_sop_class_uid`` (C-STORE's Affected SOP Class UID) must match the data set's.
     Raises :class:`IngestError` (with DIMSE and HTTP statuses) when the object is refused.
     """
+    started = time.monotonic()
     label = name or (str(source) if isinstance(source, Path) else "object")
     with staged(source, label) as staged_file:
         parsed = parse_staged(staged_file, label)
@@ -267,12 +268,16 @@ def ingest(
     if obsolete:
         transaction.on_commit(lambda: _discard_blob_unless_used(hospital, obsolete), robust=True)
     if status != IngestStatus.ALREADY_PRESENT:
-        _queue_side_effects(hospital, outcome, status, origin)
+        _queue_side_effects(hospital, outcome, status, origin, time.monotonic() - started)
     return _result(outcome, status, parsed)
 
 
 def _queue_side_effects(
-    hospital: Hospital, outcome: IndexOutcome, status: IngestStatus, origin: Origin
+    hospital: Hospital,
+    outcome: IndexOutcome,
+    status: IngestStatus,
+    origin: Origin,
+    seconds: float,
 ) -> None:
     instance = outcome.instance
 
@@ -284,6 +289,8 @@ def _queue_side_effects(
             series_id=instance.series_id,
             status=status,
             origin=origin,
+            size_bytes=instance.size_bytes,
+            seconds=seconds,
         )
 
     transaction.on_commit(send, robust=True)

@@ -1,0 +1,46 @@
+"""Signal receivers: a stored instance is checked against the forwarding rules, and a
+worker that starts resumes what a stopped one left (docs/routing.md)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutting_down
+from django.dispatch import receiver
+
+from carina.archive.signals import instance_stored
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(instance_stored, dispatch_uid="carina.routing.note_arrival")
+def _instance_stored(sender: Any, hospital_id: int, instance_id: int, **kwargs: Any) -> None:
+    from carina.routing.rules import note_arrival
+
+    note_arrival(hospital_id, instance_id)
+
+
+def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    from carina.routing.queue import recover
+
+    try:
+        count = recover(at_start=True)
+    except Exception:
+        logger.exception("the recovery sweep at worker start failed")
+        return
+    if count:
+        logger.info("worker start: %d transfer(s) put back on the queue", count)
+
+
+def _worker_stopping(sender: Any = None, **kwargs: Any) -> None:
+    from carina.routing.runner import STOPPING
+
+    STOPPING.set()
+
+
+# Celery's signals (its decorator is untyped).
+worker_ready.connect(_worker_ready, dispatch_uid="carina.routing.recover_at_start", weak=False)
+worker_shutting_down.connect(
+    _worker_stopping, dispatch_uid="carina.routing.stop_sending", weak=False
+)
