@@ -63,7 +63,13 @@ class MomentField(forms.CharField):
             ) from None
         if timezone.is_naive(instant):
             instant = instant.replace(tzinfo=dt.UTC)
-        return Moment(instant, whole_day=False)
+        offset = instant.utcoffset() or dt.timedelta(0)
+        if abs(offset) >= dt.timedelta(hours=16):
+            # PostgreSQL refuses offsets beyond ±15:59; no time zone is that far from UTC.
+            raise forms.ValidationError(
+                f"{text!r}: a UTC offset must lie between -15:59 and +15:59."
+            )
+        return Moment(instant.astimezone(dt.UTC), whole_day=False)
 
 
 class MomentFilter(df.Filter):

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "carina.core.request_id.RequestIDMiddleware",
     "carina.ops.metrics.HttpMetricsMiddleware",
     "carina.ops.limits.RequestBodyLimitMiddleware",
+    "carina.ops.limits.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

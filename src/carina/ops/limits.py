@@ -101,6 +101,51 @@ class RequestBodyLimitMiddleware:
         return None
 
 
+#: Bodies read for the NUL check: JSON and form fields only (never uploads of files, which
+#: are binary), and only bodies the memory limit lets through anyway.
+_TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
+
+
+def _form_or_json_holds_nul(request: HttpRequest) -> bool:
+    if request.method in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        return False
+    if not str(request.META.get("CONTENT_TYPE", "")).startswith(_TEXT_BODIES):
+        return False
+    try:
+        body = request.body  # within the memory limit (RequestBodyLimitMiddleware runs first)
+    except RequestDataTooBig:
+        return False  # answered 413 where the body is read
+    return b"\x00" in body or b"\\u0000" in body or b"%00" in body
+
+
+class RejectNulMiddleware:
+    """400 for a request whose path, query string or JSON/form body holds a NUL character:
+    no DICOM value or identifier contains one, and PostgreSQL text columns cannot store it
+    (it would surface as a server error deep in a query)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        query = str(request.META.get("QUERY_STRING", ""))
+        if (
+            "\x00" in request.path
+            or "%00" in query.lower()
+            or "\x00" in query
+            or any("\x00" in str(v) for k, v in request.META.items() if k.startswith("HTTP_"))
+            or _form_or_json_holds_nul(request)
+        ):
+            return JsonResponse(
+                {
+                    "error": "The request holds a NUL character (%00 or \\u0000), which no "
+                    "identifier, search value or field may contain.",
+                    "status": 400,
+                },
+                status=400,
+            )
+        return self.get_response(request)
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """``handler400``: Django's refusals of oversized bodies become 413 with the limit;
     any other bad request is Django's 400 page."""

@@ -23,11 +23,16 @@ class TransferFilter(df.FilterSet):
     status = df.MultipleChoiceFilter(
         choices=TransferStatus.choices, help_text="One or more statuses (repeat the parameter)."
     )
-    destination = df.NumberFilter(field_name="destination_id", help_text="Destination node ID.")
+    destination = df.NumberFilter(
+        field_name="destination_id",
+        help_text="Destination node ID.",
+        min_value=1,
+        max_value=2**31 - 1,
+    )
     destination_name = df.CharFilter(method="filter_destination_name", help_text="Node name.")
     user = df.CharFilter(method="filter_user", help_text="Who asked: a user name, or 'rule NAME'.")
     origin = df.ChoiceFilter(choices=Origin.choices)
-    rule = df.NumberFilter(field_name="rule_id")
+    rule = df.NumberFilter(field_name="rule_id", min_value=1, max_value=2**31 - 1)
     created_after = df.DateFilter(
         method="filter_after",
         input_formats=DATE_FORMATS,

@@ -134,3 +134,22 @@ def test_too_many_files_are_answered_413(settings: Any, hospital: Hospital) -> N
     assert answer.json()["detail"] == (
         "The upload has more than 2 files; send a ZIP archive of them, or several uploads."
     )
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_the_address_is_a_clear_400(client: Any) -> None:
+    """PostgreSQL cannot store NUL: it must never reach a query (it would be a 500)."""
+    for url in (
+        "/api/studies/1.2.3%00/",
+        "/api/series/?modality=C%00T",
+        "/dicomweb/studies?PatientName=A%00",
+    ):
+        response = client.get(url)
+        assert response.status_code == 400, url
+        assert "NUL" in response.json()["error"]
+    response = client.post(
+        "/api/auth/token/",
+        data='{"username": "a\\u0000b", "password": "x"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and "NUL" in response.json()["error"]
