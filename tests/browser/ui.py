@@ -43,6 +43,15 @@ class Server:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
 
+    def check_alive(self) -> None:
+        """Fail with the end of the server's log when ``carina serve`` has stopped (it stops
+        all its parts when one of them exits)."""
+        if self.process.poll() is not None:
+            log = (self.home / "serve.log").read_text(errors="replace")[-4000:]
+            raise RuntimeError(
+                f"carina serve exited with {self.process.returncode}; its log ends:\n{log}"
+            )
+
     def carina(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run another ``carina`` command against the same database and files."""
         return run_carina(args, self.env)
@@ -175,6 +184,7 @@ def chromium() -> Iterator[Browser]:
 @contextmanager
 def ui_page(server: Server, viewport: dict[str, int] | None = None) -> Iterator[UiPage]:
     """A fresh page (own cookies) on ``server``; start it after the database is set up."""
+    server.check_alive()
     traffic = Traffic()
     with chromium() as browser:
         context = browser.new_context(viewport=viewport or {"width": 1400, "height": 900})
@@ -184,4 +194,8 @@ def ui_page(server: Server, viewport: dict[str, int] | None = None) -> Iterator[
         page = context.new_page()
         page.on("response", traffic.on_response)
         page.on("console", lambda message: traffic.on_console(message.text))
-        yield UiPage(page=page, base_url=server.url, traffic=traffic)
+        try:
+            yield UiPage(page=page, base_url=server.url, traffic=traffic)
+        except Exception:
+            server.check_alive()  # say so when the server is what failed
+            raise

@@ -307,8 +307,16 @@ class AuditFilterForm(forms.Form):
         max_length=150,
         help_text="User name or calling AE title, exact.",
     )
-    patient_id = forms.CharField(label="Patient ID", required=False, max_length=64)
+    patient_id = forms.CharField(
+        label="Patient ID",
+        required=False,
+        max_length=64,
+        help_text="Exact; * and ? are wild cards.",
+    )
     object_uid = forms.CharField(label="Object UID", required=False, max_length=128)
+    q = forms.CharField(
+        label="Detail contains", required=False, max_length=200, help_text="Ignoring case."
+    )
     page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def clean(self) -> dict[str, Any]:

@@ -1,24 +1,28 @@
-"""Which audit events a user may read (docs/audit.md): everyone sees their own events in the
-current hospital; whoever may ``view_audit`` there (hospital administrators, system
-administrators) sees all of that hospital's events."""
+"""Which audit events a user may read: the audit trail's own rule
+(:mod:`carina.audit.visibility`, docs/audit.md "Who sees what"), the same for the REST API,
+its CSV export and these pages. Everyone sees their own events; whoever may ``view_audit``
+in the current hospital (its administrators) sees all of that hospital's events; a system
+administrator sees every event."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from carina.accounts.access import Permission
-from carina.audit.models import ActorKind, AuditEvent
-from carina.ui.access import can, tenant
+from carina.audit import visibility
+from carina.audit.models import AuditEvent
+from carina.ui.access import tenant
 
 
 def sees_whole_trail(request: HttpRequest) -> bool:
-    return can(request, Permission.VIEW_AUDIT)
+    return visibility.sees_hospital_trail(request.user, tenant(request))
 
 
 def visible_events(request: HttpRequest) -> QuerySet[AuditEvent]:
-    """The current hospital's events the user may read, newest first."""
-    events = AuditEvent.objects.for_hospital(tenant(request))
-    if not sees_whole_trail(request):
-        events = events.filter(actor=request.user.get_username(), actor_kind=ActorKind.USER)
-    return events.order_by("-occurred_at", "-id")
+    """The events the user may read while working in the current hospital, newest first."""
+    return visibility.visible_events(request.user, tenant(request)).order_by("-occurred_at", "-id")
+
+
+def scope(request: HttpRequest) -> str:
+    """What the visible events cover, in words."""
+    return visibility.scope_of(request.user, tenant(request))

@@ -57,7 +57,8 @@ def test_an_administrator_sees_the_hospitals_whole_trail(
     clients: dict[str, Client], events: None
 ) -> None:
     page = clients["admin"].get("/audit/").content.decode()
-    assert rows(page) == 3
+    assert rows(page) == 4  # the hospital's three events, and the admin's own sign-in
+    assert "Sign-in" in page
     for text in ("a-radiologist", "a-technologist", "MODALITY1"):
         assert text in page
     assert "SECRET" not in page and "b-admin" not in page
@@ -65,9 +66,9 @@ def test_an_administrator_sees_the_hospitals_whole_trail(
 
 def test_everyone_else_sees_their_own_events(clients: dict[str, Client], events: None) -> None:
     page = clients["radiologist"].get("/audit/").content.decode()
-    assert rows(page) == 1
+    assert rows(page) == 2  # their search, and their own sign-in
     assert "a-technologist" not in page and "MODALITY1" not in page
-    assert "You see your own actions" in page
+    assert "your own events (a-radiologist)" in page
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,8 @@ def test_everyone_else_sees_their_own_events(clients: dict[str, Client], events:
         ("actor=MODALITY1", 1),
         ("patient_id=P-1", 1),
         ("object_uid=1.2.3", 1),
-        (f"date_from={timezone.localdate().isoformat()}", 2),
+        (f"date_from={timezone.localdate().isoformat()}", 3),  # with the sign-in
+        ("q=REJECT", 1),  # text in the detail, ignoring case
         (f"date_to={(timezone.localdate() - dt.timedelta(days=1)).isoformat()}", 1),
     ],
 )
@@ -105,15 +107,42 @@ def test_csv_export_holds_the_filtered_events(clients: dict[str, Client], events
     assert response["Content-Disposition"].startswith('attachment; filename="audit-default-')
     body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
     table = list(csv.DictReader(io.StringIO(body)))
-    assert {r["actor"] for r in table} == {"a-radiologist", "a-technologist"}
-    assert table[0]["action"] == "dicomweb.query" and table[0]["count"] == "3"
+    assert {r["actor"] for r in table} == {"a-radiologist", "a-technologist", "a-admin"}
+    query = next(r for r in table if r["action"] == "dicomweb.query")
+    assert (query["actor"], query["count"], query["hospital"]) == ("a-radiologist", "3", "default")
     # A radiologist's export is their own events only.
     mine = clients["radiologist"].get("/audit/export.csv")
     own = list(csv.DictReader(io.StringIO(b"".join(mine.streaming_content).decode())))  # type: ignore[attr-defined]
-    assert [r["actor"] for r in own] == ["a-radiologist"]
+    assert {r["actor"] for r in own} == {"a-radiologist"}
+    assert "b-admin" not in body and "SECRET" not in body
 
 
 def test_the_export_refuses_a_bad_filter(clients: dict[str, Client], events: None) -> None:
     response = clients["admin"].get("/audit/export.csv?date_from=yesterday")
     assert response.status_code == 400
     assert "Enter a valid date." in response.content.decode()
+
+
+def test_the_export_never_hands_a_spreadsheet_a_formula(
+    clients: dict[str, Client], hospital: Hospital
+) -> None:
+    do_record(
+        hospital=hospital,
+        actor="a-admin",
+        actor_kind=ActorKind.USER,
+        action=Action.WEB_QUERY,
+        patient_id="=HYPERLINK(1)",
+    )
+    response = clients["admin"].get("/audit/export.csv?action=dicomweb.query")
+    body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    (row,) = list(csv.DictReader(io.StringIO(body)))
+    assert row["patient_id"] == "'=HYPERLINK(1)"
+
+
+def test_a_system_administrator_sees_every_hospital(
+    clients: dict[str, Client], events: None
+) -> None:
+    page = clients["system"].get("/audit/").content.decode()
+    assert "b-admin" in page and "a-radiologist" in page
+    assert '<th scope="col">Hospital</th>' in page
+    assert "Showing every hospital." in page

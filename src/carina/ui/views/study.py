@@ -85,7 +85,7 @@ def study(request: HttpRequest, uid: str) -> HttpResponse:
 
 def _history(request: HttpRequest, found: Study, series: list[Series]) -> Any:
     uids = [found.study_instance_uid, *(s.series_instance_uid for s in series)]
-    return visible_events(request).filter(object_uid__in=uids)
+    return visible_events(request).filter(hospital=tenant(request), object_uid__in=uids)
 
 
 @page(Permission.VIEW)
