@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from django.http import HttpRequest
 
@@ -74,12 +75,13 @@ def record_viewing(
     study_uid: str,
     object_type: ObjectType | str,
     object_uid: str,
-    patient_id: str = "",
+    patient_id: str | Callable[[], str] = "",
     count: int = 0,
     detail: str = "",
 ) -> None:
     """Record an image fetch (``kind``: "frames", "thumbnail", …), coalesced per user,
-    study and kind over :data:`VIEWING_WINDOW` seconds (module docstring)."""
+    study and kind over :data:`VIEWING_WINDOW` seconds (module docstring). ``patient_id``
+    may be a function, called only when an event is written."""
     key = (
         request.tenant.pk,  # type: ignore[attr-defined]
         request.carina_user.pk,  # type: ignore[attr-defined]
@@ -105,7 +107,7 @@ def record_viewing(
         Action.WEB_RETRIEVE,
         object_type=object_type,
         object_uid=object_uid,
-        patient_id=patient_id,
+        patient_id=patient_id() if callable(patient_id) else patient_id,
         count=count,
         detail=note,
     )

@@ -299,12 +299,15 @@ def _audit(
     """The WEB_RETRIEVE event of the request: rendered images and thumbnails show patient
     data (docs/audit.md). Thumbnails are image fetches, coalesced per study
     (:func:`carina.dicomweb.auditing.record_viewing`)."""
-    patient_id = (
-        Study.objects.for_hospital(request.tenant)  # type: ignore[attr-defined]
-        .filter(pk=study.pk)
-        .values_list("patient__patient_id", flat=True)
-        .first()
-    ) or ""
+
+    def patient_id() -> str:
+        return (
+            Study.objects.for_hospital(request.tenant)  # type: ignore[attr-defined]
+            .filter(pk=study.pk)
+            .values_list("patient__patient_id", flat=True)
+            .first()
+        ) or ""
+
     if thumbnail:
         auditing.record_viewing(
             request,
@@ -322,7 +325,7 @@ def _audit(
         Action.WEB_RETRIEVE,
         object_type=object_type,
         object_uid=uid,
-        patient_id=patient_id,
+        patient_id=patient_id(),
         count=count,
         detail=detail,
     )
