@@ -14,7 +14,12 @@ from typing import Any
 from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth.signals import user_logged_out
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, serializers, status  # type: ignore[import-untyped]
+from rest_framework import (  # type: ignore[import-untyped]
+    exceptions,
+    permissions,
+    serializers,
+    status,
+)
 from rest_framework.authentication import SessionAuthentication  # type: ignore[import-untyped]
 from rest_framework.request import Request  # type: ignore[import-untyped]
 from rest_framework.response import Response  # type: ignore[import-untyped]
@@ -47,6 +52,24 @@ def _invalid(serializer: serializers.Serializer) -> Response:
         for field, messages in serializer.errors.items()
     )
     return bad_request(f"The request is not complete: {problems}.")
+
+
+class AuthAPIView(APIView):
+    """The views of this module: Django REST Framework's own refusals (malformed JSON, an
+    unsupported Content-Type, too many requests, not signed in) carry a ``code`` too."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response: Response = super().handle_exception(exc)
+        data = response.data
+        if (
+            isinstance(exc, exceptions.APIException)
+            and isinstance(data, dict)
+            and "detail" in data
+            and "code" not in data
+        ):
+            codes = exc.get_codes()
+            data["code"] = codes if isinstance(codes, str) else exc.default_code
+        return response
 
 
 class SignedInWithPassword(permissions.BasePermission):
@@ -107,7 +130,7 @@ TOKEN_ANSWERS: dict[int, Any] = {
 }
 
 
-class TokenObtainView(APIView):
+class TokenObtainView(AuthAPIView):
     """``POST {username, password[, otp]}`` → ``{access, refresh}``. ``otp``: the code of the
     authenticator app, needed when the account has one."""
 
@@ -134,7 +157,7 @@ class TokenObtainView(APIView):
         return Response(tokens)
 
 
-class TokenRefreshView(APIView):
+class TokenRefreshView(AuthAPIView):
     """``POST {refresh}`` → ``{access, refresh}``: a new pair; the refresh token sent is
     refused from now on (rotation), and sending it again ends the sign-in."""
 
@@ -153,7 +176,7 @@ class TokenRefreshView(APIView):
             return refused(exc)
 
 
-class LogoutView(APIView):
+class LogoutView(AuthAPIView):
     """``POST {refresh}``: ends that API sign-in (its refresh token and every access token
     issued with it). Without ``refresh``, from the web application: ends the session."""
 
@@ -227,7 +250,7 @@ class MeSerializer(serializers.Serializer):
     )
 
 
-class MeView(APIView):
+class MeView(AuthAPIView):
     """``GET``: the signed-in user, the hospitals with the role and permissions in each, the
     hospital the request works in, and how the user signed in."""
 
@@ -297,7 +320,7 @@ class PersonalTokenSerializer(serializers.ModelSerializer):
         extra_kwargs = {"revoked_at": {"read_only": True}}
 
 
-class PersonalTokenListView(APIView):
+class PersonalTokenListView(AuthAPIView):
     """``GET``: your personal tokens (revoked ones too). ``POST {name[, expires_in_days]}``:
     a new token; the answer's ``key`` is shown this once."""
 
@@ -331,7 +354,7 @@ class PersonalTokenListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class PersonalTokenDetailView(APIView):
+class PersonalTokenDetailView(AuthAPIView):
     """``GET``: one of your tokens. ``DELETE``: revoke it (refused from now on)."""
 
     permission_classes = [SignedInWithPassword]
@@ -382,7 +405,7 @@ class TOTPSetupSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
-class TOTPView(APIView):
+class TOTPView(AuthAPIView):
     """``GET``: whether an authenticator app guards your sign-in. ``POST``: begin setting one
     up: the answer's ``secret`` / ``otpauth_uri`` go into the app (type it or make a QR code
     of the URI), then confirm with a code at ``/api/auth/totp/confirm/``."""
@@ -425,7 +448,7 @@ class TOTPView(APIView):
         )
 
 
-class TOTPConfirmView(APIView):
+class TOTPConfirmView(AuthAPIView):
     """``POST {otp}``: turn on the authenticator app being set up."""
 
     permission_classes = [SignedInWithPassword]
@@ -442,7 +465,7 @@ class TOTPConfirmView(APIView):
         return Response({"detail": "The authenticator app is on: sign-in now asks for its code."})
 
 
-class TOTPDisableView(APIView):
+class TOTPDisableView(AuthAPIView):
     """``POST {otp}``: turn the authenticator app off, proven with a current code."""
 
     permission_classes = [SignedInWithPassword]
@@ -474,7 +497,7 @@ class PasswordSerializer(serializers.Serializer):
     new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
-class PasswordView(APIView):
+class PasswordView(AuthAPIView):
     """``POST {old_password, new_password}``: change your password (the password validators
     apply). Your API sign-ins end (sign in again); the web session stays signed in."""
 

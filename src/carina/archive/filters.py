@@ -12,6 +12,15 @@ Text values follow two rules:
 
 Both are built from the query engine's matching functions
 (:mod:`carina.archive.query.matching`), so they behave the same on SQLite and PostgreSQL.
+
+The studies' free text (``q``) gives the same results as the name rule applied to the
+patient's name and ID, the accession number and the description, but reads one column,
+``Study.search_text``, where those four values are kept lowered (A–Z) and delimited: the
+value is lowered alike and found with ``LIKE '%…%'`` (``contains``), or with a wild card, as
+one regular expression whose ``*`` and ``?`` stay inside one value (docs/ui.md, "Search
+speed").
+
+A study's ``status`` (receiving, stored) is defined in :mod:`carina.archive.status`.
 """
 
 from __future__ import annotations
@@ -24,8 +33,16 @@ from django import forms
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import OrderBy
 
-from carina.archive.models import Instance, Patient, Series, Study
+from carina.archive.models import (
+    SEARCH_SEPARATOR,
+    Instance,
+    Patient,
+    Series,
+    Study,
+    ascii_lower,
+)
 from carina.archive.query.matching import wildcard, wildcard_regex
+from carina.archive.status import StudyStatus, status_q
 
 #: Dates are given as ISO 8601 (2026-01-31) or as DICOM DA (20260131).
 DATE_FORMATS = ["%Y-%m-%d", "%Y%m%d"]
@@ -54,6 +71,22 @@ def text_q(field: str, value: str) -> Q:
         return Q()
     regex = wildcard_regex(pattern, ascii_case_insensitive=True)
     return Q(**{f"{field}__regex": f"(?s)^{regex}$"})
+
+
+def search_text_q(value: str) -> Q:
+    """Free text over ``Study.search_text``: the same studies as the name rule (:func:`text_q`)
+    over each of the values it holds, matched by any of them."""
+    value = value.strip()
+    if SEARCH_SEPARATOR in value:
+        return Q(pk__in=[])  # no stored value holds the separator
+    lowered = ascii_lower(value)
+    if not has_wildcards(lowered):
+        return Q(search_text__contains=lowered) if lowered else Q()
+    if set(lowered) <= {"*"}:
+        return Q()
+    # One whole value between two separators; * and ? never cross one.
+    body = wildcard_regex(lowered, any_char=f"[^{SEARCH_SEPARATOR}]")
+    return Q(search_text__regex=f"{SEARCH_SEPARATOR}{body}{SEARCH_SEPARATOR}")
 
 
 def values_of(value: str) -> list[str]:
@@ -155,12 +188,14 @@ class PatientFilterSet(df.FilterSet):
 
 
 class StudyFilterSet(df.FilterSet):
-    """Studies of one hospital: the study search of the API and the UI.
+    """Studies of one hospital: the study search of the API and the UI."""
 
-    There is no study status yet (no reading workflow): a ``status`` filter comes with it.
-    """
-
-    patient = df.NumberFilter(field_name="patient_id", help_text="The patient's id in this API.")
+    patient = df.NumberFilter(
+        field_name="patient_id",
+        help_text="The patient's id in this API.",
+        min_value=1,
+        max_value=2**63 - 1,
+    )
     patient_id = df.CharFilter(
         method="filter_patient_id", help_text="PatientID: exact, or a wild card (* ?)."
     )
@@ -200,11 +235,20 @@ class StudyFilterSet(df.FilterSet):
         help_text="Free text, ignoring case: in the patient's name or ID, the accession "
         "number or the study description.",
     )
+    status = df.ChoiceFilter(
+        method="filter_status",
+        choices=StudyStatus.choices,
+        help_text="receiving (objects arrived in the last 5 minutes) or stored.",
+        error_messages={
+            "invalid_choice": "Unknown study status %(value)r: give receiving or stored."
+        },
+    )
     ordering = NullsLastOrderingFilter(
         orderings={
             "study_date": ("study_date", "study_time"),
             "received": ("received_at",),
-            "patient_name": ("patient__patient_name",),
+            # The patient's name as copied into the study (same order, one index).
+            "patient_name": ("sort_patient_name",),
             "patient_id": ("patient__patient_id",),
             "accession": ("accession_number",),
             "description": ("study_description",),
@@ -241,12 +285,16 @@ class StudyFilterSet(df.FilterSet):
         return qs.filter(Exists(series))
 
     def filter_q(self, qs: QuerySet[Study], name: str, value: str) -> QuerySet[Study]:
-        return qs.filter(
-            text_q("patient__patient_name", value)
-            | text_q("patient__patient_id", value)
-            | text_q("accession_number", value)
-            | text_q("study_description", value)
-        )
+        # As a subquery: the search scans the (hospital, search_text) index alone, and the
+        # page is then sorted; a plain WHERE lets SQLite walk the sort's index instead,
+        # reading every row of the table when few match (docs/ui.md, "Search speed").
+        condition = search_text_q(value)
+        if not condition:
+            return qs
+        return qs.filter(pk__in=Study.unscoped.filter(condition).values("pk"))
+
+    def filter_status(self, qs: QuerySet[Study], name: str, value: str) -> QuerySet[Study]:
+        return qs.filter(status_q(value))
 
 
 class SeriesFilterSet(df.FilterSet):
@@ -314,5 +362,6 @@ __all__ = [
     "SeriesFilterSet",
     "StudyFilterSet",
     "identifier_q",
+    "search_text_q",
     "text_q",
 ]

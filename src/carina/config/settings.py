@@ -122,10 +122,14 @@ else:
     # worker). IMMEDIATE transactions take the write lock at BEGIN, so two writers queue on the
     # busy timeout instead of failing with "database is locked" on lock upgrade.
     # synchronous=FULL: a commit is on disk before Carina acknowledges the object.
+    # Connections are kept between requests (CONN_MAX_AGE): opening one runs the PRAGMAs, and
+    # closing the last one checkpoints the WAL, which cost more than most requests' own work.
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(CARINA.sqlite_path),
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 "timeout": 60,
                 "transaction_mode": "IMMEDIATE",

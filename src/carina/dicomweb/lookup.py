@@ -11,16 +11,24 @@ from carina.tenancy.models import Hospital
 
 
 def study(hospital: Hospital, study_uid: str) -> Study:
-    found = Study.objects.for_hospital(hospital).filter(study_instance_uid=study_uid).first()
+    """The study, with its patient row, in one query."""
+    found = (
+        Study.objects.for_hospital(hospital)
+        .filter(study_instance_uid=study_uid)
+        .select_related("patient")
+        .first()
+    )
     if found is None:
         raise NotFoundError(f"No study {study_uid} in this archive.")
     return found
 
 
 def series(hospital: Hospital, study_uid: str, series_uid: str) -> Series:
+    """The series, with its study and patient rows, in one query."""
     found = (
         Series.objects.for_hospital(hospital)
         .filter(series_instance_uid=series_uid, study__study_instance_uid=study_uid)
+        .select_related("study__patient")
         .first()
     )
     if found is None:

@@ -23,6 +23,7 @@ from carina.config.env import ConfigError, validate_ae_title
 from carina.dimse import scu
 from carina.dimse.conformance import VERIFICATION
 from carina.dimse.models import Kind, RemoteNode
+from carina.dimse.reactor import guard_reactor
 from carina.tenancy.models import Hospital
 
 
@@ -238,6 +239,7 @@ def node_association(
                 f"{target} accepts none of the SOP classes and transfer syntaxes proposed"
             )
         raise scu.DimseError(scu._why_not(assoc, target, bool(connected)) + over)
+    guard_reactor(assoc)
     try:
         yield assoc
     finally:

@@ -40,6 +40,7 @@ from carina.dimse.conformance import (
     VERIFICATION,
 )
 from carina.dimse.models import RemoteNode
+from carina.dimse.reactor import guard_reactor
 from carina.dimse.transport import TunedAE
 
 #: pynetdicom (and PS3.8 9.3.2.2, odd context IDs 1–255) allow 128 contexts per association.
@@ -117,6 +118,7 @@ def associate(
     )
     if not assoc.is_established:
         raise DimseError(_why_not(assoc, target, bool(connected)))
+    guard_reactor(assoc)
     try:
         yield assoc
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status  # type: ignore[import-untyped]
 from rest_framework.exceptions import (  # type: ignore[import-untyped]
@@ -40,7 +40,7 @@ from carina.routing.actions import (
     do_send,
 )
 from carina.routing.filters import TransferFilter
-from carina.routing.models import ForwardingRule, Origin, Transfer
+from carina.routing.models import PREFETCHED_DESTINATIONS, ForwardingRule, Origin, Transfer
 from carina.routing.serializers import (
     ConnectionCheckSerializer,
     RuleSerializer,
@@ -231,7 +231,12 @@ class RuleViewSet(
     filterset_fields: ClassVar[list[str]] = ["enabled", "trigger"]
 
     def scope(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.order_by("name")
+        destinations = Prefetch(
+            "destinations",
+            queryset=RemoteNode.objects.for_hospital(self.hospital).order_by("name"),
+            to_attr=PREFETCHED_DESTINATIONS,
+        )
+        return queryset.prefetch_related(destinations).order_by("name")
 
     def _save(self, serializer: RuleSerializer, current: ForwardingRule | None) -> None:
         data = serializer.validated_data

@@ -57,3 +57,17 @@ def scan_lag() -> dt.timedelta:
 
 def network_timeout() -> float:
     return _get("NETWORK_TIMEOUT", NETWORK_TIMEOUT)
+
+
+#: A worker writes its heartbeat this often, and is alive while its last one is younger
+#: than HEARTBEAT_FRESH_SECONDS (a few missed beats are tolerated: a busy database).
+HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_FRESH_SECONDS = 45.0
+
+
+def heartbeat_interval() -> float:
+    return _get("HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+
+
+def heartbeat_fresh() -> dt.timedelta:
+    return dt.timedelta(seconds=_get("HEARTBEAT_FRESH_SECONDS", HEARTBEAT_FRESH_SECONDS))

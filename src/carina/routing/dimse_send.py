@@ -97,6 +97,18 @@ def _with_preferred(
     return changed
 
 
+#: How often (seconds) the reactor of a sending association looks for work. pynetdicom
+#: sleeps 1 ms between looks, and every PDU of every C-STORE waits for one: 3–5 ms per object.
+#: An association opened to send is busy until it is released, so it looks ten times as
+#: often (measured: about a third more instances per second, docs/routing.md).
+SENDING_POLL = 0.0001
+
+
+def busy_polling(assoc: Association) -> None:
+    """Make ``assoc``'s reactor (pynetdicom's DUL thread) poll every :data:`SENDING_POLL`."""
+    assoc.dul._run_loop_delay = SENDING_POLL
+
+
 def send_cstore(node: RemoteNode, items: list[ToSend], record: Record) -> str:
     """Send ``items`` to ``node``; see the module's docstring."""
     by_uid = {item.stored.sop_instance_uid: item for item in items}
@@ -105,6 +117,7 @@ def send_cstore(node: RemoteNode, items: list[ToSend], record: Record) -> str:
         proposed = _with_preferred(contexts, node.preferred_transfer_syntax)
         try:
             with node_association(node, proposed, conf.network_timeout()) as assoc:
+                busy_polling(assoc)
                 sender = PreferringSender(assoc, node.name, node.preferred_transfer_syntax)
                 for instance in group:
                     if not sender.usable:

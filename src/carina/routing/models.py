@@ -186,6 +186,10 @@ class Trigger(models.TextChoices):
     INSTANCE = "instance", "On every instance"
 
 
+#: Where a list of rules keeps each rule's destinations read with the page (one query).
+PREFETCHED_DESTINATIONS = "prefetched_destinations"
+
+
 class ForwardingRule(TimeStampedModel, TenantModel):
     """Send what matches to chosen destinations, automatically (docs/routing.md).
 
@@ -222,7 +226,11 @@ class ForwardingRule(TimeStampedModel, TenantModel):
 
     def destination_nodes(self) -> list[RemoteNode]:
         """The rule's destinations, by name (read through the hospital's scope: the
-        relation's manager would be RemoteNode's scoped one)."""
+        relation's manager would be RemoteNode's scoped one), or as a list prefetched them
+        (:data:`PREFETCHED_DESTINATIONS`)."""
+        prefetched: list[RemoteNode] | None = getattr(self, PREFETCHED_DESTINATIONS, None)
+        if prefetched is not None:
+            return prefetched
         nodes = RemoteNode.objects.for_hospital(self.hospital_id)
         return list(nodes.filter(forwarding_rules=self).order_by("name"))
 
@@ -249,3 +257,29 @@ class RuleMatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule_id}:{self.instance_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A running ``carina worker`` process, as its heartbeat last wrote it (not a hospital's
+    row: workers serve every hospital). The worker writes its row when it is ready and then
+    every few seconds, and deletes it when it stops cleanly; a row that stops being renewed
+    is a worker that died or hangs (docs/routing.md, "Worker liveness")."""
+
+    #: The process, as a transfer's owner names it: ``host:pid``.
+    name = models.CharField(max_length=128, unique=True)
+    #: Celery's node name (``carina@host``).
+    node = models.CharField(max_length=255)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    #: Tasks it runs at once (threads).
+    concurrency = models.PositiveIntegerField()
+    #: Its broker, without password ("embedded queue" for the broker-less default).
+    broker = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["hostname", "pid"]
+
+    def __str__(self) -> str:
+        return f"{self.node} (pid {self.pid})"

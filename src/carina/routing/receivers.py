@@ -1,12 +1,13 @@
 """Signal receivers: a stored instance is checked against the forwarding rules, and a
-worker that starts resumes what a stopped one left (docs/routing.md)."""
+worker that starts resumes what a stopped one left and beats its heartbeat until it stops
+(docs/routing.md)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from django.dispatch import receiver
 
 from carina.archive.signals import instance_stored
@@ -21,9 +22,32 @@ def _instance_stored(sender: Any, hospital_id: int, instance_id: int, **kwargs: 
     note_arrival(hospital_id, instance_id)
 
 
+#: This process's heartbeat, while it runs as a worker.
+_heartbeat: Any = None
+
+
+def _start_heartbeat(consumer: Any) -> None:
+    global _heartbeat
+    from carina.routing.heartbeat import Heartbeat, WorkerInfo, broker_label
+
+    controller = getattr(consumer, "controller", None)
+    info = WorkerInfo(
+        node=str(getattr(consumer, "hostname", "") or ""),
+        concurrency=int(getattr(controller, "concurrency", 0) or 0),
+        broker=broker_label(),
+    )
+    if _heartbeat is None:
+        _heartbeat = Heartbeat(info)
+        _heartbeat.start()
+
+
 def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
     from carina.routing.queue import recover
 
+    try:
+        _start_heartbeat(sender)
+    except Exception:
+        logger.exception("the worker heartbeat could not start")
     try:
         count = recover(at_start=True)
     except Exception:
@@ -39,8 +63,16 @@ def _worker_stopping(sender: Any = None, **kwargs: Any) -> None:
     STOPPING.set()
 
 
+def _worker_stopped(sender: Any = None, **kwargs: Any) -> None:
+    global _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
+
+
 # Celery's signals (its decorator is untyped).
 worker_ready.connect(_worker_ready, dispatch_uid="carina.routing.recover_at_start", weak=False)
 worker_shutting_down.connect(
     _worker_stopping, dispatch_uid="carina.routing.stop_sending", weak=False
 )
+worker_shutdown.connect(_worker_stopped, dispatch_uid="carina.routing.heartbeat_off", weak=False)

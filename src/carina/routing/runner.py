@@ -4,9 +4,10 @@ each one as it is answered, then finish, retry later or fail (docs/routing.md).
 * :func:`claim` locks the transfer's row and takes it only when it is queued and due, and
   fewer than the destination's maximum parallel associations are being sent to it; the
   transfer is then ``sending`` under this process's lease.
-* Each instance's outcome is written as soon as the destination answered it (one short
-  transaction), so a transfer resumed after a crash, a stop of the destination or a retry
-  sends only the instances not yet delivered.
+* Each instance's outcome is saved soon after the destination answered it (in batches of
+  a short transaction each, :class:`Recorder`), so a transfer resumed after a stop of the
+  destination or a retry sends only the instances not yet delivered, and one resumed after
+  a crash of the worker at most the last batch again.
 * :func:`finish_attempt` decides what follows: every instance answered → succeeded, partly
   failed or failed; some left because the destination was unreachable, busy or went away →
   queued again with exponential backoff, until the attempt limit, then failed with the last
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -136,44 +138,85 @@ def claim(transfer_id: int, worker: str) -> Transfer | None:
     return transfer
 
 
-def recorder(transfer: Transfer, worker: str) -> Record:
-    """The Record of one attempt: the item's row, then the transfer's counters and lease."""
+#: Outcomes are saved in batches of at most this many instances …
+RECORD_BATCH = 32
+#: … or after this many seconds, whichever comes first.
+RECORD_INTERVAL = 0.25
 
-    def record(outcome: ItemOutcome) -> bool:
+
+class Recorder:
+    """The :data:`Record` of one attempt: outcomes are kept in memory and saved in one short
+    transaction per batch (:data:`RECORD_BATCH` instances or :data:`RECORD_INTERVAL`
+    seconds): the items' rows, then the transfer's counters and lease; a cancel is noticed
+    at each save. :meth:`flush` saves the rest when the attempt ends.
+
+    One transaction per instance cost more than sending the instance. The price of batches:
+    if the worker is killed (SIGKILL, power loss), the instances answered since the last save
+    are sent again by the next attempt — a duplicate C-STORE of the same SOP Instance UID,
+    which a Storage SCP stores once (docs/routing.md, "Delivered once")."""
+
+    def __init__(self, transfer: Transfer, worker: str) -> None:
+        self.transfer = transfer
+        self.worker = worker
+        self.pending: list[ItemOutcome] = []
+        self.saved_at = time.monotonic()
+        self.go_on = True
+
+    def __call__(self, outcome: ItemOutcome) -> bool:
+        self.pending.append(outcome)
+        if len(self.pending) >= RECORD_BATCH or time.monotonic() - self.saved_at >= RECORD_INTERVAL:
+            self.flush()
+        return self.go_on and not STOPPING.is_set()
+
+    def flush(self) -> None:
+        """Save the outcomes kept so far, and learn whether the transfer was cancelled."""
+        outcomes, self.pending = self.pending, []
+        self.saved_at = time.monotonic()
+        if not outcomes:
+            return
         now = timezone.now()
-        if outcome.delivered:
-            item_fields: dict[str, Any] = {
-                "status": ItemStatus.SENT,
-                "sent_at": now,
-                "reason": outcome.reason[:1000],
-            }
-        elif outcome.retry:
-            item_fields = {"status": ItemStatus.PENDING, "reason": outcome.reason[:1000]}
-        else:
-            item_fields = {"status": ItemStatus.FAILED, "reason": outcome.reason[:1000]}
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for outcome in outcomes:
+            if outcome.delivered:
+                status, sent_at = ItemStatus.SENT, now
+            else:
+                status = ItemStatus.PENDING if outcome.retry else ItemStatus.FAILED
+                sent_at = None
+            key = (status, sent_at, outcome.reason[:1000], outcome.status, outcome.sent_as)
+            groups.setdefault(key, []).append(outcome.item_id)
+        transfer_id = self.transfer.pk
         with transaction.atomic():
-            TransferItem.objects.filter(pk=outcome.item_id, transfer_id=transfer.pk).update(
-                attempts=F("attempts") + 1,
-                dimse_status=outcome.status,
-                sent_as=outcome.sent_as,
-                **item_fields,
-            )
-            Transfer.objects.all_hospitals().filter(pk=transfer.pk, worker=worker).update(
-                sent=F("sent") + int(outcome.delivered),
-                failed=F("failed") + int(not outcome.delivered and not outcome.retry),
-                bytes_sent=F("bytes_sent") + (outcome.size if outcome.delivered else 0),
+            for (status, sent_at, reason, dimse_status, sent_as), ids in groups.items():
+                fields: dict[str, Any] = {"sent_at": sent_at} if sent_at is not None else {}
+                TransferItem.objects.filter(pk__in=ids, transfer_id=transfer_id).update(
+                    attempts=F("attempts") + 1,
+                    status=status,
+                    reason=reason,
+                    dimse_status=dimse_status,
+                    sent_as=sent_as,
+                    **fields,
+                )
+            delivered = [o for o in outcomes if o.delivered]
+            failed = sum(1 for o in outcomes if not o.delivered and not o.retry)
+            Transfer.objects.all_hospitals().filter(pk=transfer_id, worker=self.worker).update(
+                sent=F("sent") + len(delivered),
+                failed=F("failed") + failed,
+                bytes_sent=F("bytes_sent") + sum(o.size for o in delivered),
                 lease_until=now + conf.lease(),
                 updated_at=now,
             )
             state = (
                 Transfer.objects.all_hospitals()
-                .filter(pk=transfer.pk)
+                .filter(pk=transfer_id)
                 .values_list("status", "worker")
                 .first()
             )
-        return state == (TransferStatus.SENDING, worker) and not STOPPING.is_set()
+        self.go_on = state == (TransferStatus.SENDING, self.worker)
 
-    return record
+
+def recorder(transfer: Transfer, worker: str) -> Recorder:
+    """The :class:`Recorder` of one attempt of ``transfer`` by ``worker``."""
+    return Recorder(transfer, worker)
 
 
 def _pending(transfer: Transfer, record: Record) -> list[ToSend]:
@@ -228,16 +271,19 @@ def attempt(transfer: Transfer, worker: str) -> str:
         why_not = f"the destination {node.name!r} is disabled"
     elif not node.is_move_destination:
         why_not = f"{node.name!r} is not a send destination"
-    items = _pending(transfer, record)
-    if why_not or node is None:
-        for item in items:
-            if not record(ItemOutcome(item.item_id, False, reason=why_not)):
-                break
-        return ""
-    log.info("attempt %d: %d instance(s) to %s", transfer.attempts, len(items), node)
-    if not items:
-        return ""
-    return _sender_for(node)(node, items, record)
+    try:
+        items = _pending(transfer, record)
+        if why_not or node is None:
+            for item in items:
+                if not record(ItemOutcome(item.item_id, False, reason=why_not)):
+                    break
+            return ""
+        log.info("attempt %d: %d instance(s) to %s", transfer.attempts, len(items), node)
+        if not items:
+            return ""
+        return _sender_for(node)(node, items, record)
+    finally:
+        record.flush()
 
 
 def finish_attempt(transfer_id: int, worker: str, stopped_because: str) -> Transfer | None:

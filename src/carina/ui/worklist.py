@@ -3,9 +3,8 @@
 finds the same studies in both), plus what only the page has: date presets, the study status
 and the sortable columns.
 
-Study status: Carina has no reading workflow yet, so a study's status says where it is in
-arriving: *Receiving* while objects of it arrived within :data:`RECEIVING_WINDOW`, *Stored*
-afterwards. A reading status (unread, reported) comes with reports.
+The study status (*Receiving*, *Stored*) and its filter are the archive's
+(:mod:`carina.archive.status`), the same as ``/api/studies/?status=…``.
 """
 
 from __future__ import annotations
@@ -20,11 +19,9 @@ from django.utils import timezone
 
 from carina.archive.filters import DATE_FORMATS, StudyFilterSet
 from carina.archive.models import Instance, Series, Study
+from carina.archive.status import StudyStatus, status_at
 from carina.tenancy.models import Hospital
 from carina.ui.pagination import DEFAULT_PAGE_SIZE, PAGE_SIZES
-
-#: A study with objects arriving within this window is *Receiving*.
-RECEIVING_WINDOW = dt.timedelta(minutes=5)
 
 PERIODS = [
     ("", "Any date"),
@@ -35,7 +32,7 @@ PERIODS = [
     ("custom", "Custom range"),
 ]
 
-STATUSES = [("", "Any status"), ("receiving", "Receiving"), ("stored", "Stored")]
+STATUSES = [("", "Any status"), *StudyStatus.choices]
 
 #: Modalities offered even before the archive holds one (PS3.3 C.7.3.1.1.1 defined terms).
 COMMON_MODALITIES = ("CR", "CT", "DX", "MG", "MR", "NM", "OT", "PT", "SR", "US", "XA")
@@ -191,6 +188,7 @@ def filter_data(cleaned: dict[str, Any]) -> dict[str, str]:
     for key in ("date_from", "date_to"):
         value: dt.date | None = cleaned.get(key)
         data[key] = value.isoformat() if value else ""
+    data["status"] = str(cleaned.get("status") or "")
     data["modality"] = ",".join(cleaned.get("modality") or [])
     data["ordering"] = cleaned.get("ordering") or DEFAULT_ORDERING
     return {k: v for k, v in data.items() if v}
@@ -204,21 +202,12 @@ def studies(hospital: Hospital, cleaned: dict[str, Any]) -> tuple[QuerySet[Study
         errors = [f"{field}: {' '.join(msgs)}" for field, msgs in filterset.errors.items()]
         return base.none(), errors
     rows: QuerySet[Study] = filterset.qs
-    status = cleaned.get("status")
-    if status:
-        since = timezone.now() - RECEIVING_WINDOW
-        rows = (
-            rows.filter(updated_at__gte=since)
-            if status == "receiving"
-            else rows.filter(updated_at__lt=since)
-        )
     return rows, []
 
 
 def status_of(study: Study, now: dt.datetime | None = None) -> str:
-    """*Receiving* or *Stored* (see the module's docstring)."""
-    now = now or timezone.now()
-    return "Receiving" if study.updated_at >= now - RECEIVING_WINDOW else "Stored"
+    """*Receiving* or *Stored* (:mod:`carina.archive.status`), as shown in the list."""
+    return str(status_at(study.updated_at, now).label)
 
 
 def archive_version(hospital: Hospital) -> str:

@@ -135,6 +135,28 @@ def test_deactivated_account_cannot_use_its_tokens(client: Client, alice: Any) -
     assert response.json()["detail"] == "This account is deactivated."
 
 
+def test_a_deleted_account_is_named_as_the_reason(client: Client, alice: Any) -> None:
+    tokens = sign_in(client)
+    alice.delete()
+    response = me(client, tokens["access"])
+    assert response.status_code == 401
+    assert response.json()["code"] == "user_not_found"
+    assert "no longer exists" in response.json()["detail"]
+
+
+def test_a_token_naming_another_users_sign_in_is_refused(
+    client: Client, alice: Any, root: Any
+) -> None:
+    """A token that names root's sign-in but alice's account (only a holder of the signing
+    key could make one) does not let alice in on root's sign-in, nor root on alice's token."""
+    roots = AccessToken(sign_in(client, "root")["access"])  # type: ignore[arg-type]
+    mixed = AccessToken.for_user(alice)
+    mixed[SID_CLAIM] = roots[SID_CLAIM]
+    response = me(client, str(mixed))
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_revoked"
+
+
 def test_tokens_carry_their_sign_in(client: Client, alice: Any) -> None:
     tokens = sign_in(client)
     sid = AccessToken(tokens["access"])[SID_CLAIM]  # type: ignore[arg-type]

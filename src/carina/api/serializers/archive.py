@@ -11,6 +11,7 @@ from rest_framework import serializers  # type: ignore[import-untyped]
 
 from carina.api.serializers.common import LinkField
 from carina.archive.models import Instance, Patient, Series, Study
+from carina.archive.status import StudyStatus
 
 
 @extend_schema_field({"type": "array", "items": {"type": "string"}, "example": ["CT", "SR"]})
@@ -74,6 +75,12 @@ class StudySerializer(serializers.ModelSerializer):
     images_url = LinkField("study-images", "study_instance_uid")
     zip_url = LinkField("study-zip", "study_instance_uid")
     viewer_url = serializers.SerializerMethodField(help_text="The study in the OHIF viewer.")
+    status = serializers.ChoiceField(
+        choices=StudyStatus.choices,
+        read_only=True,
+        help_text="receiving: an object of it arrived within the last 5 minutes; stored: "
+        "nothing changed for longer (docs/api.md).",
+    )
 
     class Meta:
         model = Study
@@ -92,6 +99,7 @@ class StudySerializer(serializers.ModelSerializer):
             "size_bytes",
             "received_at",
             "updated_at",
+            "status",
             "patient",
             "series_url",
             "images_url",

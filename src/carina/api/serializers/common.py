@@ -16,6 +16,23 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, and what to do about it.")
 
 
+class TooLargeSerializer(serializers.Serializer):
+    """413: the body is over its limit (``carina.ops.limits``)."""
+
+    detail = serializers.CharField(help_text="The size sent, the limit, and what to do instead.")
+    limit_bytes = serializers.IntegerField(
+        required=False, help_text="The limit, in bytes, when it is one number."
+    )
+
+
+class RequestRefusedSerializer(serializers.Serializer):
+    """400 before any view reads the request: its path, query, headers or body hold a NUL
+    character (``carina.ops.limits.RejectNulMiddleware``; DICOMweb's error body)."""
+
+    error = serializers.CharField(help_text="What went wrong.")
+    status = serializers.IntegerField(help_text="The HTTP status, 400.")
+
+
 @extend_schema_field(OpenApiTypes.URI)
 class LinkField(serializers.Field):
     """An absolute link to an API route named ``view_name`` with the object's ``attribute``

@@ -50,7 +50,12 @@ class HospitalSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ChoiceField(choices=Role.choices, allow_null=True))
     def get_role(self, hospital: Hospital) -> str | None:
         request = self.context.get("request")
-        role = role_in(request.user, hospital) if request is not None else None
+        if request is None:
+            return None
+        if hasattr(hospital, "caller_role") and not request.user.is_superuser:
+            # Read with the list (HospitalViewSet.get_queryset): no query per hospital.
+            return hospital.caller_role or None
+        role = role_in(request.user, hospital)
         return role.value if role else None
 
 

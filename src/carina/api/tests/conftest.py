@@ -18,6 +18,9 @@ from carina.archive.models import Source
 from carina.core.testing import make_ct_slice
 from carina.tenancy.models import Hospital
 
+# The shared resource test cases assert in a module that is not itself a test module.
+pytest.register_assert_rewrite("carina.api.tests.resource_cases")
+
 PASSWORD = "Carina-test-pw-1"
 
 

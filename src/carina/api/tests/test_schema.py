@@ -124,3 +124,32 @@ def test_documentation_pages_load_from_our_own_origin(page: str) -> None:
             assert body
     scripts = re.findall(r"https?://[^\s\"'<>]+", html)
     assert [s for s in scripts if "testserver" not in s] == []
+
+
+@pytest.mark.django_db
+def test_sign_in_errors_of_the_framework_carry_a_code_as_documented(
+    schema: dict[str, Any],
+) -> None:
+    """Malformed JSON and a body type the route does not read are refused by Django REST
+    Framework itself; on the sign-in routes they still carry the documented ``code``."""
+    refusal = schema["components"]["schemas"]["Refusal"]
+    assert set(refusal["required"]) == {"detail", "code"}
+    client = Client()
+    malformed = client.post("/api/auth/token/", "{not json", content_type="application/json")
+    assert malformed.status_code == 400
+    assert malformed.json()["code"] == "parse_error" and malformed.json()["detail"]
+    unsupported = client.post("/api/auth/token/refresh/", "x", content_type="text/plain")
+    assert unsupported.status_code == 415
+    assert unsupported.json()["code"] == "unsupported_media_type"
+    answers = schema["paths"]["/api/auth/token/refresh/"]["post"]["responses"]
+    assert {"400", "401", "413", "415", "429"} <= set(answers)
+
+
+@pytest.mark.django_db
+def test_a_nul_character_is_a_documented_400_on_every_operation(schema: dict[str, Any]) -> None:
+    for path, method, operation in api_operations(schema):
+        assert "400" in operation["responses"], f"{method.upper()} {path}"
+    response = Client().get("/api/studies/%00/")
+    assert response.status_code == 400
+    refused = schema["components"]["schemas"]["RequestRefused"]
+    assert set(response.json()) == set(refused["required"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status  # type: ignore[import-untyped]
 from rest_framework.exceptions import (  # type: ignore[import-untyped]
@@ -73,7 +73,14 @@ class HospitalViewSet(
     def get_queryset(self) -> QuerySet[Any]:
         if getattr(self, "swagger_fake_view", False):
             return Hospital.objects.none()
-        return hospitals_of(self.request.user).prefetch_related("ae_titles")
+        user = self.request.user
+        # The caller's role in each hospital, read with the list (one query for the page).
+        role = Membership.objects.filter(user=user.pk, hospital=OuterRef("pk")).values("role")
+        return (
+            hospitals_of(user)
+            .annotate(caller_role=Subquery(role[:1]))
+            .prefetch_related("ae_titles")
+        )
 
     def perform_create(self, serializer: HospitalSerializer) -> None:
         data = serializer.validated_data

@@ -120,6 +120,10 @@ class Viewport:
         return (self.sx, self.sy, self.sw, self.sh) != (0, 0, None, None)
 
 
+#: The largest viewport side whose renditions are cached (see :attr:`Rendering.is_cacheable`).
+CACHED_VIEWPORT = 1024
+
+
 @dataclass(frozen=True)
 class Rendering:
     """How to render: output media type, window, viewport, JPEG quality."""
@@ -130,9 +134,15 @@ class Rendering:
     quality: int = DEFAULT_QUALITY
 
     @property
-    def is_default(self) -> bool:
-        """Whether this is the object's own presentation at full size (no parameters)."""
-        return self.window is None and self.viewport is None and self.quality == DEFAULT_QUALITY
+    def is_cacheable(self) -> bool:
+        """Whether the rendition cache keeps this rendering: the object's own presentation
+        (no ``window``) at full size or scaled into a viewport of at most
+        :data:`CACHED_VIEWPORT` pixels a side — previews in lists, reports and pages, asked
+        for again and again. Interactive windowing is rendered each time."""
+        if self.window is not None:
+            return False
+        viewport = self.viewport
+        return viewport is None or max(viewport.width, viewport.height) <= CACHED_VIEWPORT
 
     def token(self) -> str:
         """A stable text naming this rendering, for cache keys and ETags."""

@@ -463,6 +463,11 @@ def test_a_second_request_is_served_from_the_file_cache(
     windowed = http.get(url(live_server.url, ct, suffix="/rendered?window=40,400"))  # not kept
     assert default.status_code == windowed.status_code == 200
     assert len([p for p in file_cache.rglob("*") if p.is_file()]) == 2
+    # A preview scaled into a list's or a page's viewport is kept; a poster-sized one is not.
+    preview = http.get(url(live_server.url, ct, suffix="/rendered?viewport=256,256"))
+    poster = http.get(url(live_server.url, ct, suffix="/rendered?viewport=2048,2048"))
+    assert preview.status_code == poster.status_code == 200
+    assert len([p for p in file_cache.rglob("*") if p.is_file()]) == 3
 
 
 @pytest.fixture

@@ -519,7 +519,7 @@ def instance(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
     response = (
         _multipart_response(request, [(found, frames)], rendering)
         if choice.multipart
-        else _image_response(request, found, 1, rendering, cached=rendering.is_default)
+        else _image_response(request, found, 1, rendering, cached=rendering.is_cacheable)
     )
     _audit(
         request,
@@ -572,7 +572,7 @@ def frames(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
     response = (
         _multipart_response(request, [(found, wanted)], rendering)
         if choice.multipart
-        else _image_response(request, found, wanted[0], rendering, cached=rendering.is_default)
+        else _image_response(request, found, wanted[0], rendering, cached=rendering.is_cacheable)
     )
     _audit(
         request,

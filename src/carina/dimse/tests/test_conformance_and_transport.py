@@ -16,6 +16,7 @@ from pydicom.uid import (
     JPEGLosslessSV1,
 )
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_ECHO
 from pynetdicom.presentation import PresentationContext, build_context, negotiate_as_acceptor
 
 from carina.dimse import scu
@@ -133,3 +134,26 @@ def test_both_ends_of_an_association_disable_nagle(
             sock = side.dul.socket.socket  # type: ignore[union-attr]
             assert sock is not None
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_is_taken_only_by_the_request_that_waits_for_it(
+    make_listener: Callable[..., Listener],
+) -> None:
+    """pynetdicom's reactor may pass its pause just as a request is sent (carina.dimse.reactor):
+    while a request waits (checkpoint cleared), the reactor's non-blocking look at the queue
+    finds nothing, and the waiting request gets its answer. Without the guard the reactor took
+    the answer and the request stalled until the network timeout."""
+    listener = make_listener()
+    target = scu.Target(HOST, listener.port, "CARINA")
+    with scu.associate(target, [build_context("1.2.840.10008.1.1")], SCU_AE) as assoc:
+        assert assoc.send_c_echo().Status == 0x0000
+        answer = (1, C_ECHO())  # any DIMSE message: it is only passed along
+        assoc._reactor_checkpoint.clear()  # a request is on its way …
+        try:
+            assoc.dimse.msg_queue.put(answer)  # … and its answer has arrived
+            assert assoc.dimse.get_msg(block=False) == (None, None)  # the reactor's look
+            assert assoc.dimse.get_msg(block=True) == answer  # the waiting request's
+        finally:
+            assoc._reactor_checkpoint.set()
+        assert assoc.send_c_echo().Status == 0x0000  # and the association goes on

@@ -1,6 +1,7 @@
 """System status (``/manage/status/``): the health checks of :mod:`carina.ops.checks`
-(database, storage, task broker, DICOM listener, and whatever other apps register), the
-transfer queue, free disk space and the version — for hospital and system administrators."""
+(database, storage, task broker, DICOM listener, workers, and whatever other apps register),
+each worker seen recently (its heartbeat, :mod:`carina.routing.heartbeat`), the transfer
+queue, free disk space and the version — for hospital and system administrators."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import django
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 import carina
 from carina.accounts.access import Permission
 from carina.ops.checks import CHECKS
+from carina.routing.heartbeat import describe, is_fresh, recent_workers
 from carina.routing.queue import depth
 from carina.ui.access import page
 
@@ -102,11 +105,42 @@ def queue_row() -> Row:
     )
 
 
+def worker_rows() -> list[Row]:
+    """One row per worker seen within the last hour: alive (a fresh heartbeat), or a
+    warning when its heartbeat stopped without a clean stop (killed, hung, machine down)."""
+    now = timezone.now()
+    try:
+        workers = recent_workers(now)
+    except Exception as exc:
+        return [Row("Workers", "fail", f"cannot be read: {exc}")]
+    rows = []
+    for worker in workers:
+        if is_fresh(worker, now):
+            rows.append(Row(f"Worker {worker.hostname}", "ok", describe(worker, now)))
+        else:
+            rows.append(
+                Row(
+                    f"Worker {worker.hostname}",
+                    "warn",
+                    f"{describe(worker, now)}: stopped or stuck without a clean stop",
+                )
+            )
+    return rows
+
+
+def _overall(rows: list[Row]) -> str:
+    if any(r.state == "fail" for r in rows):
+        return "fail"
+    return "warn" if any(r.state == "warn" for r in rows) else "ok"
+
+
 @page(Permission.MANAGE_NODES)
 def status(request: HttpRequest) -> HttpResponse:
     health = health_rows()
+    workers = worker_rows()
     context: dict[str, Any] = {
         "health": health,
+        "workers": workers,
         "queue": queue_row(),
         "disks": disk_rows(),
         "version": carina.__version__,
@@ -115,12 +149,6 @@ def status(request: HttpRequest) -> HttpResponse:
             "Django": django.get_version(),
             "Database": django.db.connection.vendor,
         },
-        "overall": (
-            "fail"
-            if any(r.state == "fail" for r in health)
-            else "warn"
-            if any(r.state == "warn" for r in health)
-            else "ok"
-        ),
+        "overall": _overall(health + workers),
     }
     return render(request, "ui/manage/status.html", context)
