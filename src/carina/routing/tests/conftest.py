@@ -3,6 +3,7 @@ some SOP classes only, and helpers that run transfers as the worker does."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from carina.core.testing import free_port, write_series
 from carina.dimse.actions import NodeOptions, do_add_node
 from carina.dimse.models import RemoteNode
 from carina.dimse.tests.conftest import HOST
-from carina.dimse.tests.retrieving import archive_files
+from carina.dimse.tests.retrieving import archive_files, wait_listening
 from carina.routing.actions import Requester, do_send
 from carina.routing.models import Origin, Transfer
 from carina.routing.queue import recover
@@ -138,3 +139,21 @@ def counting_scp(
 
 
 __all__ = ["CT_IMAGE", "Study", "add_destination", "archive_ct_study", "recover", "run_due", "send"]
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A Redis server of the test's own on a free loopback port, keeping nothing on disk;
+    yields its broker URL (``CARINA_BROKER_URL``) and stops it afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_listening(port)
+        yield f"redis://{HOST}:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(10)

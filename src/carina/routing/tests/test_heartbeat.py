@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,14 @@ from django.test import Client
 from django.utils import timezone
 
 from carina.accounts.actions import do_create_admin
-from carina.core.testing import free_port
-from carina.dimse.tests.retrieving import wait_listening
 from carina.routing.models import WorkerHeartbeat
-from carina.routing.tests.conftest import add_destination, archive_ct_study, counting_scp, send
+from carina.routing.tests.conftest import (
+    add_destination,
+    archive_ct_study,
+    counting_scp,
+    private_redis,
+    send,
+)
 from carina.routing.tests.test_worker import current, running, wait_for, worker_env
 from carina.tenancy.models import Hospital
 
@@ -140,25 +143,7 @@ def test_a_killed_worker_shows_as_stale_until_a_new_one_starts(
 def test_the_heartbeat_with_redis_as_broker(
     hospital: Hospital, tmp_path: Path, admin_client: Client
 ) -> None:
-    port = free_port()
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port)
-        broker = f"redis://127.0.0.1:{port}/0"
+    with private_redis() as broker:
         env = worker_env(tmp_path, CARINA_BROKER_URL=broker)
         with running(["worker"], env, tmp_path / "worker.log") as worker:
             wait_for(lambda: heartbeat(worker.pid) is not None, what="the first heartbeat")
@@ -166,6 +151,3 @@ def test_the_heartbeat_with_redis_as_broker(
             assert beat is not None and beat.broker == broker
             row = row_of(status_page(admin_client), f"Worker {socket.gethostname()}")
             assert 'data-state="ok"' in row and broker in row
-    finally:
-        redis.terminate()
-        redis.wait(10)

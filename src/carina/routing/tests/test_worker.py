@@ -25,7 +25,13 @@ from carina.dimse.tests.retrieving import storescp, wait_listening
 from carina.routing.models import ItemStatus, Transfer, TransferItem, TransferStatus
 from carina.routing.runner import RECORD_BATCH
 from carina.routing.tasks import send_transfer
-from carina.routing.tests.conftest import add_destination, archive_ct_study, counting_scp, send
+from carina.routing.tests.conftest import (
+    add_destination,
+    archive_ct_study,
+    counting_scp,
+    private_redis,
+    send,
+)
 from carina.tenancy.models import Hospital
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -101,25 +107,7 @@ def test_a_worker_killed_mid_transfer_resumes_it_and_delivers_every_instance_onc
 
 
 def test_the_worker_with_redis_as_broker(hospital: Hospital, tmp_path: Path) -> None:
-    port = free_port()
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port)
-        broker = f"redis://127.0.0.1:{port}/0"
+    with private_redis() as broker:
         study = archive_ct_study(hospital, tmp_path / "in", 5)
         with counting_scp("REDISSCP") as scp:
             node = add_destination(hospital, "r", "REDISSCP", scp.port)
@@ -132,9 +120,6 @@ def test_the_worker_with_redis_as_broker(hospital: Hospital, tmp_path: Path) -> 
                 wait_for(lambda: current(transfer).is_finished, what="the transfer to end")
         assert current(transfer).status == TransferStatus.SUCCEEDED
         assert sorted(scp.stored) == sorted(study.uids)
-    finally:
-        redis.terminate()
-        redis.wait(10)
 
 
 def test_carina_send_to_storescp(hospital: Hospital, tmp_path: Path) -> None:
