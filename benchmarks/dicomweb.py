@@ -12,8 +12,10 @@ modalities) plus one benchmark study holding a 200-instance CT 512x512 16-bit se
 small 512x512 series for cold thumbnails. A child process synthesizes them into pack files
 (Part 10 objects, one after the other); each Carina (fresh ``CARINA_HOME`` and database,
 ``carina migrate``) is filled by child processes calling the ingest pipeline ``ingest()`` for
-each object, and the private Orthanc (own SQLite index, DICOMweb plugin) by this process
-through ``POST /instances``: the same bytes for both, loaded at the same time, not timed.
+each object (then ``carina migrate`` again: it refreshes the planner statistics, as the hourly
+beat job of a running Carina does), and the private Orthanc (own SQLite index, DICOMweb
+plugin) by this process through ``POST /instances``: the same bytes for both, loaded at the
+same time, not timed.
 
 Measured over HTTP on loopback, one keep-alive connection per server, Carina served by
 ``python -m carina web`` (gunicorn, default settings) with a Bearer JWT, requests to the
@@ -841,6 +843,12 @@ def load(
                 )
             seconds = float(summary["seconds"])
             result.seconds[server.name] = max(seconds, result.seconds.get(server.name, 0.0))
+        # What a running Carina does every hour (beat) and `carina import` after a bulk load:
+        # refresh the planner statistics (carina.archive.planner; `carina migrate` does it
+        # too). Not timed.
+        for server in servers:
+            if server.env is not None:
+                migrate(server.env)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return result

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from carina.archive.ingest import IngestError, Origin, ingest
 from carina.archive.models import Source
+from carina.archive.planner import refresh_planner_statistics
 from carina.audit.actions import build, do_record_many
 from carina.audit.models import Action, ActorKind, AuditEvent, ObjectType, Outcome
 from carina.cli.setup import fail
@@ -143,6 +144,8 @@ def run_import(paths: list[str], slug: str, progress: bool = True) -> int:
         import_items(items, hospital, report, progress)
     finally:
         record_import(hospital, report)
+    if report.counts["stored"]:
+        refresh_planner_statistics()  # a bulk load changes what the best query plans are
     counts = report.counts
     print(
         f"Imported into {hospital.slug}: {counts['stored']} stored, "

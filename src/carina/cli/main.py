@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from django.core.management import call_command
 
         call_command("migrate", interactive=False, verbosity=1)
+        from carina.archive.planner import refresh_planner_statistics
+
+        refresh_planner_statistics()
         return 0
     if args.command == "createadmin":
         from carina.cli.setup import createadmin

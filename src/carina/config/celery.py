@@ -74,6 +74,11 @@ def configuration() -> dict[str, Any]:
         "enable_utc": True,
         "beat_schedule": {
             "routing-sweep": {"task": "carina.routing.sweep", "schedule": SWEEP_SECONDS},
+            # The embedded database's planner statistics (carina.archive.planner).
+            "planner-statistics": {
+                "task": "carina.ops.refresh_planner_statistics",
+                "schedule": 3600.0,
+            },
         },
     }
     if embedded:
@@ -89,4 +94,4 @@ def _configure(sender: Celery, **kwargs: Any) -> None:
 
 app.on_configure.connect(_configure, weak=False)
 
-app.autodiscover_tasks(["carina.routing"])
+app.autodiscover_tasks(["carina.routing", "carina.ops"])
