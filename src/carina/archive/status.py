@@ -34,14 +34,14 @@ def receiving_since(now: dt.datetime | None = None) -> dt.datetime:
     return (now or timezone.now()) - RECEIVING_WINDOW
 
 
-def status_q(status: str, now: dt.datetime | None = None, *, prefix: str = "") -> Q:
-    """The studies in ``status`` (``receiving`` or ``stored``); ``prefix`` reaches the study
-    through a relation (``"study__"``). Raises ``ValueError`` for another value."""
+def status_q(status: str, now: dt.datetime | None = None) -> Q:
+    """The studies in ``status`` (``receiving`` or ``stored``); ``ValueError`` for another
+    value."""
     since = receiving_since(now)
     if status == StudyStatus.RECEIVING:
-        return Q(**{f"{prefix}updated_at__gte": since})
+        return Q(updated_at__gte=since)
     if status == StudyStatus.STORED:
-        return Q(**{f"{prefix}updated_at__lt": since})
+        return Q(updated_at__lt=since)
     raise ValueError(f"unknown study status {status!r}")
 
 

@@ -58,7 +58,8 @@ def broker_url() -> str:
     return str(getattr(settings, "CARINA_BROKER_URL", None) or settings.CARINA.broker_url)
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """``url`` with its password masked (for logs, health answers and pages)."""
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -72,7 +73,7 @@ def check_broker() -> tuple[bool, str]:
     url = broker_url()
     if not url:
         return True, "embedded task queue (no broker needed)"
-    shown = _without_password(url)
+    shown = without_password(url)
     parts = urlsplit(url)
     try:
         if parts.scheme in {"redis", "rediss"}:
@@ -142,4 +143,5 @@ __all__ = [
     "check_dicom_listener",
     "check_storage",
     "register",
+    "without_password",
 ]

@@ -20,13 +20,13 @@ import socket
 import threading
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from carina.ops.checks import broker_url, without_password
 from carina.routing import conf
 from carina.routing.models import ACTIVE, Transfer, WorkerHeartbeat
-from carina.routing.queue import _dead_here, worker_id
+from carina.routing.queue import dead_here, worker_id
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,8 @@ class WorkerInfo:
 
 def broker_label() -> str:
     """The worker's broker as shown on the status page: never a password."""
-    url = str(settings.CARINA_BROKER_URL or "")
-    if not url:
-        return "embedded queue"
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
+    url = broker_url()
+    return without_password(url) if url else "embedded queue"
 
 
 def beat(info: WorkerInfo, *, started_at: dt.datetime, now: dt.datetime | None = None) -> None:
@@ -78,7 +75,7 @@ def forget_dead(now: dt.datetime | None = None) -> int:
     gone = [
         pk
         for pk, name in WorkerHeartbeat.objects.values_list("pk", "name")
-        if name != worker_id() and _dead_here(name)
+        if name != worker_id() and dead_here(name)
     ]
     deleted, _ = WorkerHeartbeat.objects.filter(pk__in=gone).delete()
     old, _ = WorkerHeartbeat.objects.filter(last_seen_at__lt=now - FORGET_AFTER).delete()

@@ -39,7 +39,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _dead_here(worker: str) -> bool:
+def dead_here(worker: str) -> bool:
     """Whether ``worker`` was a process of this machine that no longer exists."""
     host, _, pid_text = worker.rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
@@ -90,7 +90,7 @@ def recover(*, at_start: bool = False, now: datetime | None = None, limit: int =
     )
     for pk, worker, lease_until in list(sending):
         expired = lease_until is None or lease_until < now
-        if expired or _dead_here(worker):
+        if expired or dead_here(worker):
             resumed = transfers.filter(
                 pk=pk, status=TransferStatus.SENDING, worker=worker, lease_until=lease_until
             ).update(

@@ -214,11 +214,6 @@ class Recorder:
         self.go_on = state == (TransferStatus.SENDING, self.worker)
 
 
-def recorder(transfer: Transfer, worker: str) -> Recorder:
-    """The :class:`Recorder` of one attempt of ``transfer`` by ``worker``."""
-    return Recorder(transfer, worker)
-
-
 def _pending(transfer: Transfer, record: Record) -> list[ToSend]:
     """The instances still to send; those deleted from the archive meanwhile fail."""
     items = (
@@ -258,7 +253,7 @@ def _sender_for(node: RemoteNode) -> Send:
 def attempt(transfer: Transfer, worker: str) -> str:
     """Send what is still to send; returns why the attempt stopped early ("" if it did not)."""
     log = transfer_log(transfer)
-    record = recorder(transfer, worker)
+    record = Recorder(transfer, worker)
     node = (
         RemoteNode.objects.all_hospitals().filter(pk=transfer.destination_id).first()
         if transfer.destination_id
