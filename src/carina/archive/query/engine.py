@@ -45,6 +45,7 @@ from carina.archive.query.values import (
     DateTimeRange,
     Exact,
     Kind,
+    PersonName,
     Universal,
     Wildcard,
 )
@@ -103,7 +104,36 @@ def _constant_matches(criterion: Criterion, constant: str) -> bool:
     return False
 
 
-def condition_q(spec: QuerySpec, condition: Condition) -> Q:
+def _is_pattern(criterion: Criterion) -> bool:
+    """Whether the criterion is tested value by value (a regular expression), not looked
+    up in an index."""
+    if isinstance(criterion, AnyOf):
+        return any(_is_pattern(c) for c in criterion.criteria)
+    return isinstance(criterion, (Wildcard, PersonName))
+
+
+def _through_owner(
+    spec: QuerySpec, attribute: Attribute, criterion: Criterion, hospital: Hospital
+) -> Q:
+    """A pattern on an attribute of a level above (``PatientName=*smi*`` in a study search)
+    as ``patient_id IN (the hospital's matching patients)``.
+
+    The pattern is then tested once per row of the owner's table, over its ``(hospital,
+    column)`` index, and the rows of the query level are reached through their foreign key's
+    index: 2.6 ms instead of 254 ms for 100,000 studies of 33,000 patients on SQLite, where a
+    join tests the pattern once per study (docs/query.md, "Speed").
+    """
+    assert attribute.column is not None
+    owners = (
+        MODELS[attribute.level]
+        .objects.for_hospital(hospital)  # type: ignore[attr-defined]
+        .filter(matching.criterion_q(criterion, attribute.column))
+        .values("pk")
+    )
+    return Q(**{path_prefix(spec.level, attribute.level) + "in": owners})
+
+
+def condition_q(spec: QuerySpec, condition: Condition, hospital: Hospital) -> Q:
     """The ``Q`` for one matching key, on the table of the spec's level."""
     attribute, criterion = condition.attribute, condition.criterion
     prefix = path_prefix(spec.level, attribute.level)
@@ -129,6 +159,8 @@ def condition_q(spec: QuerySpec, condition: Condition) -> Q:
             inner,
         )
     assert attribute.column is not None
+    if attribute.level.is_above(spec.level) and _is_pattern(criterion):
+        return _through_owner(spec, attribute, criterion, hospital)
     return matching.criterion_q(criterion, prefix + attribute.column, text=text)
 
 
@@ -139,7 +171,7 @@ def queryset(spec: QuerySpec, hospital: Hospital) -> QuerySet[Any]:
     model = MODELS[spec.level]
     qs: QuerySet[Any] = model.objects.for_hospital(hospital)  # type: ignore[attr-defined]
     for condition in spec.conditions:
-        qs = qs.filter(condition_q(spec, condition))
+        qs = qs.filter(condition_q(spec, condition, hospital))
     return qs.order_by(*_ORDER[spec.level])
 
 

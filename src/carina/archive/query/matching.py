@@ -7,11 +7,17 @@ only from constructs both engines read alike: anchors, ``.``, ``[...]`` classes,
 ``(?:…)?`` groups, and a backslash before every other ASCII punctuation character. SQL
 ``LIKE`` is not used, because SQLite's LIKE ignores ASCII case and PostgreSQL's does not;
 so ``%`` and ``_`` in a value are plain characters, never wild cards.
+
+A pattern is first narrowed by its literal runs: each must be a substring of the value
+(Django's ``contains``/``icontains``, a ``LIKE`` the database evaluates natively), a
+necessary condition that spares the regular expression (a Python function on SQLite) every
+row that cannot match.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -86,13 +92,34 @@ def wildcard_regex(
     return "".join(parts)
 
 
+def literal_runs(pattern: str) -> list[str]:
+    """The runs of ordinary characters of a wild card pattern (``*SMI?H*`` → ``SMI``,
+    ``H``): every value the pattern matches contains each of them."""
+    return [run for run in re.split(r"[*?]", pattern) if run]
+
+
+def _containing(field: str, runs: list[str], *, lookup: str) -> Q:
+    """Values containing every run: the prefilter of a pattern (module docstring).
+
+    ``contains`` is a necessary condition for a case-sensitive pattern on both engines
+    (SQLite's ``LIKE`` only adds matches, ignoring the case of A–Z); ``icontains`` for a
+    person name, whose alphabetic group ignores the case of A–Z.
+    """
+    q = Q()
+    for run in dict.fromkeys(runs):
+        q &= Q(**{f"{field}__{lookup}": run})
+    return q
+
+
 def wildcard(field: str, pattern: str) -> Q:
     """Wild Card Matching (C.2.2.2.4): ``*`` matches any sequence of characters (also
     none), ``?`` any single character; case-sensitive. ``%``, ``_`` and backslashes are
     ordinary characters."""
     if set(pattern) <= {"*"}:
         return universal()
-    return Q(**{f"{field}__regex": f"(?s)^{wildcard_regex(pattern)}$"})
+    return _containing(field, literal_runs(pattern), lookup="contains") & Q(
+        **{f"{field}__regex": f"(?s)^{wildcard_regex(pattern)}$"}
+    )
 
 
 # --- Person names (C.2.2.2.1 and C.2.2.2.4 for PN; docs/query.md) -----------------------
@@ -154,12 +181,28 @@ def person_name_regex(value: str) -> str | None:
     return "(?s)^" + "=".join(parts) + "(?:=.*)?$"
 
 
+def person_name_runs(value: str) -> list[str]:
+    """The literal runs of each component of a PN query: a name it matches contains each
+    of them, ignoring the case of A–Z (components are matched stripped, as in
+    :func:`_group_regex`)."""
+    return [
+        run
+        for group in value.split("=")[:3]
+        for component in group.split("^")
+        for run in literal_runs(component.strip())
+    ]
+
+
 def person_name(field: str, value: str) -> Q:
     """Person name matching: component by component, wild cards within a component, A–Z
     case-insensitive in the alphabetic group. ``SMITH`` and ``SMITH*`` match the family
     name; ``SMITH^J*`` also the given name; ``=山田*`` the ideographic group."""
     regex = person_name_regex(value)
-    return universal() if regex is None else Q(**{f"{field}__regex": regex})
+    if regex is None:
+        return universal()
+    return _containing(field, person_name_runs(value), lookup="icontains") & Q(
+        **{f"{field}__regex": regex}
+    )
 
 
 # --- C.2.2.2.5 Range Matching -----------------------------------------------------------

@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 
 from carina.archive.models import Study
-from carina.archive.query import InvalidValueError, QuerySpec
-from carina.archive.query.matching import person_name_regex, wildcard_regex
+from carina.archive.query import InvalidValueError, QuerySpec, queryset
+from carina.archive.query.matching import person_name_regex, person_name_runs, wildcard_regex
 from carina.archive.query.tests.conftest import (
     MR_IMAGE,
     ArchiveBuilder,
@@ -223,6 +223,44 @@ def test_person_names_match_component_by_component(
     hospital: Hospital, names: dict[str, str], query: str, expected: set[str]
 ) -> None:
     assert _matching(hospital, names, "PatientName", query) == expected
+    # The same names at the other levels: on the patient table itself (PATIENT), and
+    # through the patient table from the instances (IMAGE).
+    patient_ids = {f"P{index}" for index, name in enumerate(names) if name in expected}
+    assert uids(hospital, "PATIENT", {"PatientName": query}) == patient_ids
+    images = find(hospital, "IMAGE", {"PatientName": query}, "StudyInstanceUID")
+    assert {m.values["StudyInstanceUID"] for m in images} == {names[n] for n in expected}
+
+
+@pytest.mark.parametrize(
+    ("value", "runs"),
+    [
+        ("*smi*", ["smi"]),
+        ("SMI?H^J*", ["SMI", "H", "J"]),
+        (" SMITH ^ JOHN ", ["SMITH", "JOHN"]),
+        ("Yamada=山田*", ["Yamada", "山田"]),
+        ("*^*", []),
+        ("O%BRIEN", ["O%BRIEN"]),
+    ],
+)
+def test_a_name_pattern_is_narrowed_by_its_literal_runs(value: str, runs: list[str]) -> None:
+    """Every name a pattern matches contains these runs (ignoring the case of A–Z): the
+    database tests them with LIKE before the regular expression."""
+    assert person_name_runs(value) == runs
+
+
+def test_a_name_pattern_in_a_study_search_is_tested_on_the_patients(
+    archive: ArchiveBuilder, hospital: Hospital
+) -> None:
+    """``PatientName=*smi*`` in a study search picks the hospital's matching patients, then
+    their studies by foreign key: the pattern is tested once per patient, not once per study
+    through a join (2.6 ms instead of 254 ms at 100,000 studies, docs/query.md "Speed")."""
+    archive.study(patient_id="P1", patient_name="SMITH^JOHN")
+    sql = str(queryset(QuerySpec("STUDY", {"PatientName": "*smi*"}), hospital).query)
+    assert '"archive_study"."patient_id" IN (SELECT' in sql
+    assert "JOIN" not in sql
+    # An exact PatientID stays a join on the unique index.
+    sql = str(queryset(QuerySpec("STUDY", {"PatientID": "P1"}), hospital).query)
+    assert "JOIN" in sql
 
 
 def test_person_name_universal_forms_match_every_name(
