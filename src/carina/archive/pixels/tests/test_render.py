@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from carina.archive.pixels import render as render_module
 from carina.archive.pixels.render import (
     JPEG,
     PNG,
@@ -26,6 +27,7 @@ from carina.archive.pixels.render import (
     Rendering,
     Viewport,
     Window,
+    apply_window,
     render_frame,
 )
 from carina.archive.pixels.renditions import FileCache, RedisCache
@@ -75,6 +77,15 @@ def linear_window(hu: float, center: float, width: float) -> int:
     return round(((hu - (center - 0.5)) / (width - 1) + 0.5) * 255)
 
 
+def linear_exact_window(hu: float, center: float, width: float) -> int:
+    """PS3.3 C.11.2.1.3.2, written out as the standard's pseudo-code, for an 8-bit output."""
+    if hu <= center - width / 2:
+        return 0
+    if hu > center + width / 2:
+        return 255
+    return round(((hu - center) / width + 0.5) * 255)
+
+
 # -- Grayscale: modality LUT, VOI LUT, MONOCHROME1 -------------------------------------------
 
 
@@ -94,6 +105,74 @@ def test_explicit_window_matches_the_standard_formula() -> None:
         assert pixels[10, column] == linear_window(hu, 40, 400), column
     # -1024 + 16·c crosses the window [-160, 240] between columns 54 and 79 (clipped at 63)
     assert pixels[0, 53] == 0 and 0 < pixels[0, 60] < 255
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        Window(40, 400),
+        Window(-600, 1500),
+        Window(40.5, 2),
+        Window(0.25, 1.5),
+        Window(7, 1),
+        Window(1000.25, 4096),
+        Window(-600, 400, "linear-exact"),
+        Window(3, 0.5, "linear-exact"),
+    ],
+)
+def test_every_value_is_windowed_as_the_standard_says(window: Window) -> None:
+    """Every value, between and at the window's edges, gets the grey level of PS3.3
+    C.11.2.1.2.1 (LINEAR) or C.11.2.1.3.2 (LINEAR_EXACT): the fast path changes no pixel."""
+    hu = np.concatenate([np.arange(-2100.0, 4200.0, 1.0), np.arange(-20.0, 20.0, 0.125)])
+    hu = np.concatenate([hu, hu + window.center])
+    c, w = window.center, window.width
+    if window.function == "linear" and w > 1:
+        expected = [linear_window(value, c, w) for value in hu]
+    elif window.function == "linear":  # a one-unit window is a threshold at its centre
+        expected = [0 if value <= c - 0.5 else 255 for value in hu]
+    else:
+        expected = [linear_exact_window(value, c, w) for value in hu]
+    assert apply_window(hu, window).tolist() == expected
+
+
+def _voi_lut_item() -> Dataset:
+    item = Dataset()
+    item.LUTDescriptor = [256, 0, 8]
+    item.LUTData = [min(255, v // 2) for v in range(256)]
+    return item
+
+
+@pytest.mark.parametrize(
+    ("dtype", "low", "high", "rescale", "window", "voi_lut"),
+    [
+        (np.uint16, 0, 4095, (1.0, -1024.0), None, False),
+        (np.uint16, 0, 4095, (1.0, -1024.0), Window(40, 400), False),
+        (np.int16, -2000, 3000, None, Window(-600, 1500, "sigmoid"), False),
+        (np.int16, -32768, 32767, (0.5, 10.0), None, False),
+        (np.uint16, 100, 110, (-2.0, 0.0), None, False),
+        (np.uint8, 0, 255, None, Window(100, 50, "linear-exact"), False),
+        (np.uint8, 0, 255, None, None, True),
+    ],
+)
+def test_the_lookup_table_gives_the_bytes_of_the_direct_computation(
+    dtype: type[np.integer],
+    low: int,
+    high: int,
+    rescale: tuple[float, float] | None,
+    window: Window | None,
+    voi_lut: bool,
+) -> None:
+    """Grey frames are windowed through a table of their stored values: every pixel must
+    come out exactly as modality LUT then VOI LUT computed pixel by pixel (the old way)."""
+    rng = np.random.default_rng(7)
+    arr = rng.integers(low, high, size=(64, 80), endpoint=True).astype(dtype)
+    ds = Dataset()
+    if rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
+    if voi_lut:
+        ds.VOILUTSequence = [_voi_lut_item()]
+    direct = render_module._voi(render_module._modality(arr, ds, 1), ds, 1, window)
+    assert np.array_equal(render_module._grey(arr, ds, 1, window), direct)
 
 
 def test_own_window_is_used_when_none_is_asked() -> None:
