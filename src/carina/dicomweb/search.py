@@ -310,7 +310,9 @@ def has_more(search: Search, hospital: Hospital) -> bool:
     """Whether matches remain after the page (asked only when the page is the server's
     maximum, for the Warning header of PS3.18 8.3.4.4.1)."""
     start = search.offset + search.limit
-    rows = queryset(search.spec, hospital).values_list("pk", flat=True)[start : start + 1]
+    rows = queryset(search.spec, hospital, owners_first=True).values_list("pk", flat=True)[
+        start : start + 1
+    ]
     return len(rows) > 0
 
 

@@ -2,11 +2,12 @@
 fixed order, streamed in chunks.
 
 Everything is answered from the index tables. The number of database queries does not grow
-with the number of results: one query for the rows, with the counts computed in it
-(stored columns, or subqueries for the patient-level counts), plus one per chunk of results
-only when SOPClassesInStudy is asked for. Only one hospital's rows are ever read: the
-level's table is reached through its tenant-scoped manager (``for_hospital``), and the
-tables below only from those rows, through their foreign keys.
+with the number of results: one query for the rows, with the counts computed in it (stored
+columns, or subqueries for the patient-level counts), plus one per key of a level above in
+searches (:func:`condition_q`), plus one per chunk of results only when SOPClassesInStudy is
+asked for. Only one hospital's rows are ever read: the level's table, and that of a level
+above matched on its own, are reached through their tenant-scoped manager
+(``for_hospital``), and the tables below only from those rows, through their foreign keys.
 """
 
 from __future__ import annotations
@@ -104,32 +105,48 @@ def _constant_matches(criterion: Criterion, constant: str) -> bool:
     return False
 
 
-def _through_owner(owner: Level, inner: Q, spec: QuerySpec, hospital: Hospital) -> Q:
-    """A condition on an attribute of a level above, as ``<owner>_id IN (the hospital's
-    matching rows of that level)``: ``PatientName=*smi*`` or ``PatientID=…`` in a study search
-    picks the hospital's matching patients over the patient table's ``(hospital, …)``
-    indexes, then their studies through the foreign key's index.
+#: A key of a level above that matches at most this many rows of that level is matched as
+#: the list of their primary keys; beyond, through the join (see :func:`condition_q`).
+OWNER_LIST_LIMIT = 500
 
-    A join would leave the order to SQLite's planner, which tests the condition once per
-    study when its statistics do not say better: 254 ms instead of 2.6 ms for
-    ``PatientName=*smi*`` at 100,000 studies of 33,000 patients, and 13 ms instead of 6 ms
-    for an exact PatientID at 10,000 (docs/query.md, "Speed").
-    """
-    owners = (
+
+def _matching_owners(owner: Level, inner: Q, hospital: Hospital) -> list[int] | None:
+    """The primary keys of the hospital's rows of ``owner`` that match ``inner``, or None
+    when there are more than :data:`OWNER_LIST_LIMIT`."""
+    rows = (
         MODELS[owner]
         .objects.for_hospital(hospital)  # type: ignore[attr-defined]
         .filter(inner)
-        .values("pk")
+        .values_list("pk", flat=True)
     )
-    return Q(**{path_prefix(spec.level, owner) + "in": owners})
+    found = list(rows[: OWNER_LIST_LIMIT + 1])
+    return found if len(found) <= OWNER_LIST_LIMIT else None
 
 
-def condition_q(spec: QuerySpec, condition: Condition, hospital: Hospital) -> Q:
-    """The ``Q`` for one matching key, on the table of the spec's level."""
+def condition_q(
+    spec: QuerySpec, condition: Condition, hospital: Hospital, *, owners_first: bool = False
+) -> Q:
+    """The ``Q`` for one matching key, on the table of the spec's level.
+
+    With ``owners_first`` (searches: :func:`run`, :func:`count`), a key of a level above
+    (``PatientName=*smi*`` or ``PatientID=…`` in a study search) is first matched on that
+    level's own table, over its ``(hospital, …)`` indexes, in a query of its own. When few
+    rows match, the key becomes ``patient_id IN (their primary keys)``, and the rows of the
+    query level are read through their foreign key's index; when many match, it stays a
+    join, which reads the query level in its own order and stops after a page. A list of
+    numbers lets SQLite's planner count the matches; with a join or a subquery it must guess
+    from its statistics, and it guessed wrong often enough: 254 ms instead of 2.6 ms for
+    ``PatientName=*smi*`` at 100,000 studies of 33,000 patients, 10 ms instead of 6 ms for
+    an exact PatientID at 10,000 studies (docs/query.md, "Speed").
+    """
     attribute = condition.attribute
-    if attribute.constant is None and attribute.level.is_above(spec.level):
+    if owners_first and attribute.constant is None and attribute.level.is_above(spec.level):
         inner = _condition_at(attribute.level, condition)
-        return inner if inner == Q() else _through_owner(attribute.level, inner, spec, hospital)
+        if inner == Q():
+            return inner
+        owners = _matching_owners(attribute.level, inner, hospital)
+        if owners is not None:
+            return Q(**{path_prefix(spec.level, attribute.level) + "in": owners})
     return _condition_at(spec.level, condition)
 
 
@@ -162,20 +179,22 @@ def _condition_at(level: Level, condition: Condition) -> Q:
     return matching.criterion_q(criterion, prefix + attribute.column, text=text)
 
 
-def queryset(spec: QuerySpec, hospital: Hospital) -> QuerySet[Any]:
+def queryset(spec: QuerySpec, hospital: Hospital, *, owners_first: bool = False) -> QuerySet[Any]:
     """The hospital's rows of the spec's level that match every key, in the fixed order
     (without limit and offset). Callers that need the rows themselves (C-MOVE by UIDs)
-    can start from here."""
+    can start from here, and narrow it further (routing rules, one instance at a time): it is
+    one lazy query. ``owners_first`` matches keys of a level above first, here, one query
+    each (:func:`condition_q`): what a search for a page of results wants."""
     model = MODELS[spec.level]
     qs: QuerySet[Any] = model.objects.for_hospital(hospital)  # type: ignore[attr-defined]
     for condition in spec.conditions:
-        qs = qs.filter(condition_q(spec, condition, hospital))
+        qs = qs.filter(condition_q(spec, condition, hospital, owners_first=owners_first))
     return qs.order_by(*_ORDER[spec.level])
 
 
 def count(spec: QuerySpec, hospital: Hospital) -> int:
     """How many entities match (without limit and offset)."""
-    return queryset(spec, hospital).count()
+    return queryset(spec, hospital, owners_first=True).count()
 
 
 def _aggregate(spec: QuerySpec, attribute: Attribute) -> Any:
@@ -247,7 +266,7 @@ def run(spec: QuerySpec, hospital: Hospital, *, chunk_size: int = CHUNK_SIZE) ->
     streamed, not loaded; a consumer that stops early (C-CANCEL) stops the reading.
     """
     columns, per_chunk, needs_metadata = _columns(spec)
-    qs = queryset(spec, hospital)
+    qs = queryset(spec, hospital, owners_first=True)
     selected = ["pk", *(["metadata"] if needs_metadata else [])]
     values = qs.values(*selected, **columns)
     if spec.limit is not None or spec.offset:
@@ -279,4 +298,4 @@ def _matches(
         yield Match(spec.level, pk, row, metadata)
 
 
-__all__ = ["CHUNK_SIZE", "condition_q", "count", "queryset", "run"]
+__all__ = ["CHUNK_SIZE", "OWNER_LIST_LIMIT", "condition_q", "count", "queryset", "run"]

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from carina.archive.models import Study
-from carina.archive.query import InvalidValueError, QuerySpec, queryset
+from carina.archive.query import InvalidValueError, QuerySpec, engine, queryset
 from carina.archive.query.matching import person_name_regex, person_name_runs, wildcard_regex
 from carina.archive.query.tests.conftest import (
     MR_IMAGE,
@@ -252,25 +252,51 @@ def test_keys_of_a_level_above_are_matched_on_that_levels_table(
     archive: ArchiveBuilder, hospital: Hospital, other_hospital: Hospital
 ) -> None:
     """``PatientName=*smi*`` or ``PatientID=…`` in a study search picks the hospital's matching
-    patients, then their studies by foreign key: the pattern is tested once per patient, not
-    once per study through a join, whatever SQLite's planner statistics say (2.6 ms instead of
-    254 ms at 100,000 studies, docs/query.md "Speed")."""
+    patients first, then their studies by foreign key: the pattern is tested once per
+    patient, not once per study through a join, whatever SQLite's planner statistics say
+    (2.6 ms instead of 254 ms at 100,000 studies, docs/query.md "Speed")."""
     ours = archive.study(patient_id="P1", patient_name="SMITH^JOHN")
     theirs = archive.study(hospital=other_hospital, patient_id="P1", patient_name="SMITH^JOHN")
     for keys in ({"PatientName": "*smi*"}, {"PatientID": "P1"}):
-        sql = str(queryset(QuerySpec("STUDY", keys), hospital).query)
-        assert '"archive_study"."patient_id" IN (SELECT' in sql
+        sql = str(queryset(QuerySpec("STUDY", keys), hospital, owners_first=True).query)
+        assert f'"archive_study"."patient_id" IN ({ours.patient_id})' in sql
         assert "JOIN" not in sql
         assert uids(hospital, "STUDY", keys) == {ours.study_instance_uid}
         assert uids(other_hospital, "STUDY", keys) == {theirs.study_instance_uid}
     # A series search by its study's UID reads the study table's unique index the same way.
-    sql = str(
-        queryset(QuerySpec("SERIES", {"StudyInstanceUID": ours.study_instance_uid}), hospital).query
+    spec = QuerySpec("SERIES", {"StudyInstanceUID": ours.study_instance_uid})
+    assert f'"archive_series"."study_id" IN ({ours.pk})' in str(
+        queryset(spec, hospital, owners_first=True).query
     )
-    assert '"archive_series"."study_id" IN (SELECT' in sql
     # Universal keys of a level above add nothing.
-    sql = str(queryset(QuerySpec("STUDY", {"PatientName": "*", "PatientID": ""}), hospital).query)
-    assert "IN (SELECT" not in sql
+    sql = str(
+        queryset(
+            QuerySpec("STUDY", {"PatientName": "*", "PatientID": ""}), hospital, owners_first=True
+        ).query
+    )
+    assert "IN (" not in sql
+
+
+def test_a_key_of_a_level_above_matching_many_rows_stays_a_join(
+    archive: ArchiveBuilder, hospital: Hospital, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name matching more patients than the list limit is matched through the join (which
+    reads the studies newest first and stops after a page): the same studies either way."""
+    made = {
+        archive.study(patient_id=f"P{n}", patient_name=f"DOE^{n}").study_instance_uid
+        for n in range(3)
+    }
+    archive.study(patient_id="Q", patient_name="ROE^JANE")
+    expected = uids(hospital, "STUDY", {"PatientName": "DOE*"})
+    assert expected == made
+    monkeypatch.setattr(engine, "OWNER_LIST_LIMIT", 2)
+    sql = str(
+        queryset(QuerySpec("STUDY", {"PatientName": "DOE*"}), hospital, owners_first=True).query
+    )
+    assert "JOIN" in sql and "IN (" not in sql
+    assert uids(hospital, "STUDY", {"PatientName": "DOE*"}) == made
+    # No patient at all: no study, and no query for the studies.
+    assert uids(hospital, "STUDY", {"PatientName": "NOBODY"}) == set()
 
 
 # --- dates and times -------------------------------------------------------------------
