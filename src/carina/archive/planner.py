@@ -12,15 +12,15 @@ own statistics (autovacuum's ANALYZE), so there it does nothing.
 
 A connection reads the statistics with the schema and keeps them until the schema changes,
 and Carina keeps connections open (``CONN_MAX_AGE``, 10 minutes): a web server started
-before a refresh went on planning without statistics (an exact PatientID search took 10 ms
-instead of 4 ms at 10,000 studies in a benchmark run). So the refresh also changes the
+before a refresh went on planning without statistics (seen in ``benchmarks/dicomweb.py``,
+whose server starts before the data is loaded). So the refresh also changes the
 schema (a table created and dropped at once), which makes every connection read the schema,
 and with it the new statistics, before its next statement.
 """
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import connection, transaction
 
 #: Rows of each index that ANALYZE samples (SQLite's ``PRAGMA analysis_limit``).
 ANALYSIS_LIMIT = 1000
@@ -34,7 +34,10 @@ def refresh_planner_statistics() -> bool:
         return False
     with connection.cursor() as cursor:
         cursor.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-        cursor.execute("ANALYZE")
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {_SCHEMA_TOUCH} (refreshed INTEGER)")
-        cursor.execute(f"DROP TABLE {_SCHEMA_TOUCH}")
+        # One write transaction: two refreshes at once (an import and the hourly one) take
+        # turns instead of dropping each other's table.
+        with transaction.atomic():
+            cursor.execute("ANALYZE")
+            cursor.execute(f"CREATE TABLE {_SCHEMA_TOUCH} (refreshed INTEGER)")
+            cursor.execute(f"DROP TABLE {_SCHEMA_TOUCH}")
     return True

@@ -245,8 +245,8 @@ def _grey(arr: npt.NDArray[Any], ds: Dataset, frame: int, window: Window | None)
     each stored value from the frame's minimum to its maximum, then every pixel takes its
     value's entry. Each entry is the same float64 computation on the same value as the
     direct way, so the bytes are the same (the frame's minimum and maximum, which the
-    "no window" case spans, are both in the table); a 512x512 CT takes about 0.5 ms
-    instead of 3-5 ms, most of which was filling new float64 arrays. A Modality LUT
+    "no window" case spans, are both in the table), and no float64 array of the frame's
+    size is filled, which is where most of the time went. A Modality LUT
     Sequence, which need not be monotonic, and wider or sparse ranges go the direct way.
     """
     if arr.dtype.kind in "iu" and arr.dtype.itemsize <= 2 and "ModalityLUTSequence" not in ds:
@@ -332,7 +332,7 @@ def apply_window(values: FloatArray, window: Window) -> ByteArray:
     if ramp_only:
         # The ramp itself is at or below 0 below the window and at or above 255 above it,
         # so clipping it gives the same bytes as the piecewise form below, in place and
-        # in a fraction of the time (a 512x512 CT: about 0.3 ms instead of 2-5 ms).
+        # without the temporary arrays of the comparisons.
         out = values - (c - 0.5 if window.function == "linear" else c)
         out /= w - 1 if window.function == "linear" else w
         out += 0.5

@@ -133,11 +133,9 @@ def condition_q(
     level's own table, over its ``(hospital, …)`` indexes, in a query of its own. When few
     rows match, the key becomes ``patient_id IN (their primary keys)``, and the rows of the
     query level are read through their foreign key's index; when many match, it stays a
-    join, which reads the query level in its own order and stops after a page. A list of
-    numbers lets SQLite's planner count the matches; with a join or a subquery it must guess
-    from its statistics, and it guessed wrong often enough: 254 ms instead of 2.6 ms for
-    ``PatientName=*smi*`` at 100,000 studies of 33,000 patients, 10 ms instead of 6 ms for
-    an exact PatientID at 10,000 studies (docs/query.md, "Speed").
+    join, which reads the query level in its own order and stops after a page. Through the
+    join, SQLite tested ``PatientName=*smi*`` once per study (a QIDO-RS request at 100,000
+    studies: 521 ms then, 12 ms now; docs/query.md, "Speed").
     """
     attribute = condition.attribute
     if owners_first and attribute.constant is None and attribute.level.is_above(spec.level):
