@@ -13,7 +13,7 @@ OHIF_SHA256 := b189d3963bfc58e9394a9db8c7be75d07beb029ec211dbb126d47b62969dd3f1
 OHIF_TARBALL := build/npm-cache/ohif-app-$(OHIF_VERSION).tgz
 VIEWER_STAMP := build/viewer/.ohif-$(OHIF_VERSION)
 
-.PHONY: run test install system-deps lint test-sqlite test-postgres clean benchmark benchmark-dicomweb viewer
+.PHONY: run test install system-deps lint test-sqlite test-postgres clean benchmark benchmark-dicomweb benchmark-dimse viewer
 
 run: install viewer
 	$(BIN)/carina serve
@@ -82,6 +82,14 @@ benchmark-dicomweb: install
 	@test -x /usr/sbin/Orthanc -a -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so || { \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq orthanc orthanc-dicomweb; }
 	$(BIN)/python benchmarks/dicomweb.py
+
+# DICOM C-STORE/C-FIND and the floor of a durable C-STORE, against Debian's Orthanc (installed
+# here when missing).
+benchmark-dimse: install
+	@test -x /usr/sbin/Orthanc || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq orthanc; }
+	$(BIN)/python benchmarks/dimse_ingest.py
+	$(BIN)/python benchmarks/cstore_floor.py
 
 clean:
 	rm -rf $(VENV) var/test-sqlite var/test-postgres

@@ -11,6 +11,8 @@ keep one operation outstanding), so on one association the receiver's steps add 
 1. **transfer**: DCMTK's ``storescu`` (tuned, ``TCP_NODELAY=1``) into DCMTK's ``storescp``
    writing each object to a file, without fsync and without an index: the time per object of
    the network, the DIMSE protocol and the sender, plus storescp's write into the page cache.
+   Beside it, the same into Carina's listener with every C-STORE answered at once and nothing
+   stored (``noop_listener.py``): the DIMSE layer of a receiver written in Python.
 2. **blob fsync**: what makes a written object durable: ``fsync`` of the file, ``rename`` into
    place and ``fsync`` of its folder (the write itself is in step 1), one object after the
    other, the objects' own bytes in a fresh folder.
@@ -40,11 +42,12 @@ import os
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -54,10 +57,13 @@ from common import (
     PG_USER,
     Children,
     bullet,
+    carina_env,
     find_orthanc,
+    free_port,
     git_tree,
     machine,
     markdown_table,
+    migrate,
     orthanc_version,
     pg_admin,
     pg_version,
@@ -67,6 +73,7 @@ from common import (
     wrap,
 )
 from dimse_ingest import (
+    CARINA_AE,
     Batch,
     Receiver,
     dcmtk_version,
@@ -75,8 +82,11 @@ from dimse_ingest import (
     send,
     storescp_receiver,
     synthesize_series,
+    wait_echo,
 )
 
+#: Carina's source folder, for the no-op listener's PYTHONPATH.
+SRC = Path(__file__).resolve().parents[1] / "src"
 SECTION_TITLE = "## The floor of a durable C-STORE (benchmarks/cstore_floor.py)"
 #: The target of issue 3 for a tuned sender: this many times Orthanc's instances/s.
 TARGET = 1.5
@@ -103,6 +113,46 @@ def per_object_over_association(
     if stored != batch.count:
         raise RuntimeError(f"the receiver holds {stored} of {batch.count} objects")
     return float(seconds)
+
+
+@contextmanager
+def noop_receiver(children: Children, scratch: Path) -> Iterator[Receiver]:
+    """Carina's listener answering every C-STORE at once, storing nothing (noop_listener.py)."""
+    home = Path(tempfile.mkdtemp(prefix="noop-", dir=scratch))
+    env = carina_env(home, f"sqlite:///{home / 'carina.sqlite3'}", SRC)
+    migrate(env)
+    port = free_port()
+    count_file, log = home / "answered", home / "listener.log"
+    with log.open("wb") as out:
+        proc = children.start(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("noop_listener.py")),
+                str(port),
+                str(count_file),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def count() -> int:
+        deadline = time.monotonic() + 10
+        while not count_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return int(count_file.read_text()) if count_file.exists() else 0
+
+    try:
+        deadline = time.monotonic() + 60
+        while "ready" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"noop_listener.py did not start: {log.read_text()[-800:]}")
+            time.sleep(0.1)
+        wait_echo(port, CARINA_AE, proc)
+        yield Receiver(port, CARINA_AE, proc, count)
+    finally:
+        children.reap(proc, timeout=0)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def blob_fsync_seconds(files: Sequence[Path], scratch: Path) -> float:
@@ -238,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
             batch = make_batch(image, files, scratch / f"batch{size}")
             rows = index_rows(files)
             runs: dict[str, list[float]] = {
-                k: [] for k in ("transfer", "blob", "Orthanc", *databases)
+                k: [] for k in ("transfer", "Python", "blob", "Orthanc", *databases)
             }
             for repeat in range(1, REPEATS + 1):
                 say(f"{image}, {count} objects, round {repeat}/{REPEATS} …")
@@ -248,6 +298,11 @@ def run(args: argparse.Namespace) -> int:
                         batch,
                         partial(storescp_receiver, children, scratch, True),
                         scratch,
+                    )
+                )
+                runs["Python"].append(
+                    per_object_over_association(
+                        children, batch, partial(noop_receiver, children, scratch), scratch
                     )
                 )
                 runs["blob"].append(blob_fsync_seconds(files, scratch))
@@ -260,6 +315,7 @@ def run(args: argparse.Namespace) -> int:
                         per_object_over_association(children, batch, receiver, scratch)
                     )
             transfer = median_ms(runs["transfer"], count)
+            python = median_ms(runs["Python"], count)
             blob = median_ms(runs["blob"], count)
             orthanc_ms = median_ms(runs["Orthanc"], count) if runs["Orthanc"] else None
             orthanc_rate = 1000 / orthanc_ms if orthanc_ms else None
@@ -273,6 +329,7 @@ def run(args: argparse.Namespace) -> int:
                         image,
                         kind,
                         fmt(transfer),
+                        fmt(python),
                         fmt(blob),
                         fmt(commit),
                         fmt(floor),
@@ -297,6 +354,15 @@ def run(args: argparse.Namespace) -> int:
                             if ceiling >= target
                             else "beyond that floor: no receiver can reach it here."
                         )
+                        + f" A receiver in Python on pynetdicom needs {python:.2f} ms per"
+                        f" object to answer without storing anything; with the slower of the"
+                        f" blob fsync and the index commit, {python + max(blob, commit):.2f} ms"
+                        + (
+                            f": more than the {1000 / target:.2f} ms the target allows."
+                            if python + max(blob, commit) > 1000 / target
+                            else f", which leaves {1000 / target - python - max(blob, commit):.2f}"
+                            " ms for parsing and indexing."
+                        )
                     )
     finally:
         children.stop_all()
@@ -305,6 +371,7 @@ def run(args: argparse.Namespace) -> int:
         "image",
         "index",
         "transfer ms",
+        "Python DIMSE ms",
         "blob fsync ms",
         "index commit ms",
         "floor ms",
@@ -341,6 +408,9 @@ overlap; see the script's docstring for each step). **ceiling** is 1000 / floor.
 {chr(10).join(bullet(line) for line in findings)}
 
 Columns: **transfer**: storescu (tuned) into storescp writing files without fsync or index;
+**Python DIMSE**: the same into Carina's listener (pynetdicom, one process) answering each
+C-STORE at once and storing nothing (`benchmarks/noop_listener.py`): what the DIMSE layer of a
+Python receiver costs before it stores anything;
 **blob fsync**: fsync of the written file, rename, fsync of the folder; **index commit**: one
 transaction inserting a row with the object's DICOM JSON and updating two counters (SQLite
 in WAL mode with `synchronous=FULL`, or PostgreSQL); **Orthanc**: Debian's Orthanc receiving

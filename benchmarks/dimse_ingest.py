@@ -1041,12 +1041,13 @@ What the columns measure:
 - **receiver**, **database**: each row starts its receiver afresh and stops it afterwards.
   - `Carina`: `python -m carina dicom` with a fresh `CARINA_HOME` and a fresh, empty database
     (SQLite file, or a PostgreSQL database created for the row and dropped after it),
-    `carina migrate` first (not timed), `CARINA_DICOM_HOST=127.0.0.1`. It answers to AE
-    title `CARINA`; the sender's AE title is unknown to it and the default hospital accepts
-    unknown callers. Each C-STORE is acknowledged after the ingest pipeline has made the blob
-    durable (fsync) and committed the index row. Carina sets `TCP_NODELAY` on its sockets and
-    re-arms `TCP_QUICKACK` after each `recv()` itself, so it is the same in tuned and default
-    rows.
+    `carina migrate` first (not timed), `CARINA_DICOM_HOST=127.0.0.1`, and otherwise its
+    defaults: 2 listener processes on one listening socket (`CARINA_DICOM_PROCESSES`),
+    whichever is free first accepting each association. It answers to AE title `CARINA`;
+    the sender's AE title is unknown to it and the default hospital accepts unknown callers.
+    Each C-STORE is acknowledged after the ingest pipeline has made the blob durable (fsync)
+    and committed the index row. Carina sets `TCP_NODELAY` on its sockets and re-arms
+    `TCP_QUICKACK` after each `recv()` itself, so it is the same in tuned and default rows.
   - `Orthanc`: Debian's Orthanc with a temporary configuration (own SQLite index and
     storage folder, no plugins, `DicomCheckCalledAet` false, `DicomAlwaysAllowStore` true,
     Orthanc's defaults otherwise, e.g. `SyncStorageArea` true, 4 DICOM threads).
@@ -1066,7 +1067,8 @@ What the columns measure:
   and one untimed C-ECHO excluded).
 - **instances/s**, **MB/s**: instances and MB (2^20 bytes, file sizes) divided by seconds.
 - **peak RSS MB**: `ru_maxrss` of the receiver process once stopped (`—` for storescp,
-  whose work is done in forked children).
+  whose work is done in forked children; for Carina, the largest of its processes, each of
+  which uses about as much).
 - **Carina/Orthanc**, **Carina/storescp**: this Carina row's instances/s divided by the
   Orthanc or storescp row with the same image, sender and number of associations (above 1:
   Carina is faster).

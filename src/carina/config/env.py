@@ -126,6 +126,7 @@ DEFAULTS: dict[str, str] = {
     "CARINA_ALLOWED_HOSTS": "",
     "CARINA_WEB_WORKERS": "2",
     "CARINA_DICOM_MAX_ASSOCIATIONS": "32",
+    "CARINA_DICOM_PROCESSES": "2",
     "CARINA_DICOM_MAX_PDU": "262144",
     "CARINA_DICOM_TLS_CERT": "",
     "CARINA_DICOM_TLS_KEY": "",
@@ -208,6 +209,7 @@ class CarinaEnv:
     allowed_hosts: list[str] = field(default_factory=list)
     web_workers: int = 2
     dicom_max_associations: int = 32
+    dicom_processes: int = 2
     dicom_max_pdu: int = 262_144
     dicom_tls: DicomTLS | None = None
     #: Where renditions (thumbnails, previews) are cached: "" = files under CARINA_HOME/cache,
@@ -276,6 +278,7 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
             f"{', '.join(sorted(_LOG_LEVELS))}."
         )
     web_workers = _int("CARINA_WEB_WORKERS", raw["CARINA_WEB_WORKERS"], 1, 64)
+    dicom_processes = _int("CARINA_DICOM_PROCESSES", raw["CARINA_DICOM_PROCESSES"], 1, 64)
     max_associations = _int(
         "CARINA_DICOM_MAX_ASSOCIATIONS", raw["CARINA_DICOM_MAX_ASSOCIATIONS"], 1, 1000
     )
@@ -311,6 +314,7 @@ def load_env(environ: Mapping[str, str] | None = None) -> CarinaEnv:
         allowed_hosts=[h.strip() for h in raw["CARINA_ALLOWED_HOSTS"].split(",") if h.strip()],
         web_workers=web_workers,
         dicom_max_associations=max_associations,
+        dicom_processes=dicom_processes,
         dicom_max_pdu=max_pdu,
         dicom_tls=_dicom_tls(raw),
         cache_url=cache_url,

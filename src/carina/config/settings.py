@@ -176,6 +176,7 @@ CARINA_HTTP_PORT = CARINA.http_port
 CARINA_DICOM_HOST = CARINA.dicom_host
 CARINA_DICOM_PORT = CARINA.dicom_port
 CARINA_DICOM_MAX_ASSOCIATIONS = CARINA.dicom_max_associations
+CARINA_DICOM_PROCESSES = CARINA.dicom_processes
 CARINA_DICOM_MAX_PDU = CARINA.dicom_max_pdu
 CARINA_DICOM_TLS = CARINA.dicom_tls
 #: Values longer than this (bytes) are left out of the stored DICOM JSON and replaced by a

@@ -13,18 +13,21 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
+from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
 from carina.core import request_id
 from carina.dimse.auditing import Transfers, record_association
 from carina.dimse.models import RemoteNode, Service
+from carina.dimse.wakeups import WakefulDUL, WakingQueue, wait_for_work
 from carina.tenancy.models import Hospital
 
 logger = logging.getLogger(__name__)
@@ -80,6 +83,55 @@ class CarinaAssociation(Association):
         super().__init__(*args, **kwargs)
         #: Per-study counts and other operations, written to the audit trail at the end.
         self.transfers = Transfers()
+        # Event-driven loops instead of pynetdicom's 1 ms polling (carina.dimse.wakeups).
+        self._work = threading.Event()
+        self.dul = WakefulDUL(self, self._work.set)
+        self.dimse.msg_queue = WakingQueue(self._work.set)
+        # The timeouts set the timers of the DUL they find: give them to the new one.
+        self.acse_timeout = self.acse_timeout
+        self.network_timeout = self.network_timeout
+
+    def kill(self) -> None:
+        super().kill()
+        self._work.set()
+
+    def _run_reactor(self) -> None:
+        """The acceptor's loop (pynetdicom 3.0's ``Association._run_reactor``, with its 1 ms
+        sleep replaced by :func:`~carina.dimse.wakeups.wait_for_work`): serve each complete
+        DIMSE message; end on the peer's A-RELEASE-RQ (answered, PS3.8 7.2) or A-ABORT, when
+        the DUL has stopped, or when the network time-out passes."""
+        self._is_paused = False
+        while not self._kill:
+            wait_for_work(self, self._work)
+            # Paused while Carina's own code sends requests on this association.
+            self._is_paused = True
+            self._reactor_checkpoint.wait()
+            self._is_paused = False
+            context_id, msg = self.dimse.get_msg(block=False)
+            if msg and context_id is not None:
+                self._serve_request(msg, context_id)
+            if self.is_established and self.acse.is_release_requested():
+                self.acse.send_release(is_response=True)
+                self.is_released = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_RELEASED, {})
+                self.kill()
+                return
+            if self.acse.is_aborted():
+                self.dul.receive_pdu(wait=False)  # so that EVT_ACSE_RECV fires
+                self.is_aborted = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_ABORTED, {})
+                self.kill()
+                return
+            if not self.dul.is_alive():
+                self.kill()
+                return
+            if self.dul.idle_timer_expired():
+                logger.warning("network time-out: no PDU from %s; aborting", self.peer)
+                self.abort()
+                self.kill()
+                return
 
     def _serve_request(self, msg: Any, context_id: int) -> None:
         """Serve a request with Carina's own service for its primitive class, if any, else as

@@ -7,22 +7,14 @@ indexed. A handler never raises: every failure becomes a DIMSE status with an Er
 
 from __future__ import annotations
 
-import io
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID
+from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import split_dataset
 from pynetdicom.events import Event, EventHandlerType
 
 from carina.archive.ingest import IngestError, IngestResult, Origin, ingest
@@ -31,12 +23,11 @@ from carina.audit.models import Action
 from carina.dimse.association import CarinaAssociation, Peer
 from carina.dimse.auditing import record_rejection
 from carina.dimse.conformance import (
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
     contexts_for_request,
 )
 from carina.dimse.models import Service
 from carina.dimse.nodes import node_for_ae
+from carina.dimse.part10 import part10_stream
 from carina.tenancy.lookups import hospital_for_called_ae
 from carina.tenancy.models import Hospital, UnknownCallingAEPolicy
 
@@ -247,54 +238,6 @@ def handle_echo(event: Event) -> int | Dataset:
 
 
 # --- C-STORE --------------------------------------------------------------------------
-
-
-class _Part10Stream(io.RawIOBase):
-    """A Part 10 file read as Carina's file meta followed by the received data set bytes."""
-
-    def __init__(self, header: bytes, body: BinaryIO) -> None:
-        self._header = header
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._header:
-            n = min(len(buffer), len(self._header))
-            buffer[:n] = self._header[:n]
-            self._header = self._header[n:]
-            return n
-        data = self._body.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-@contextmanager
-def part10_stream(
-    dataset_path: Path, *, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str
-) -> Iterator[BinaryIO]:
-    """The received data set as a DICOM file, streamed from the spool file (PS3.10 7.1).
-
-    pynetdicom spools the data set exactly as received, behind a file meta of its own; Carina
-    writes its own file meta instead (its implementation identity, and the sender's AE title as
-    Source Application Entity Title) and keeps the data set bytes untouched.
-    """
-    _, offset = split_dataset(dataset_path)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance)
-    meta.TransferSyntaxUID = UID(transfer_syntax)
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    meta.SourceApplicationEntityTitle = source_ae
-    header = DicomBytesIO()
-    header.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(header, meta, enforce_standard=True)
-    with dataset_path.open("rb") as body:
-        body.seek(offset)
-        raw = _Part10Stream(header.getvalue(), body)
-        yield cast(BinaryIO, io.BufferedReader(raw, buffer_size=1 << 20))
 
 
 def handle_store(event: Event) -> int | Dataset:

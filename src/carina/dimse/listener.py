@@ -10,6 +10,7 @@ ingest pipeline has committed it, so nothing acknowledged is lost by stopping.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import tempfile
 import threading
@@ -91,6 +92,36 @@ class ListenerConfig:
         return replace(config, **overrides)
 
 
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket for several listener processes, made before they fork
+    (``carina dicom``, docs/dimse.md): non-blocking, so that every process waits for
+    connections and the first one free to accept takes each, the others going back to
+    waiting. Raises OSError when the address cannot be bound."""
+    sock = socket.create_server((host, port), backlog=128)
+    sock.setblocking(False)
+    return sock
+
+
+def _adopting_server(listening: socket.socket) -> type[ThreadedAssociationServer]:
+    """pynetdicom's threaded server, serving on an already listening socket."""
+
+    class AdoptingServer(ThreadedAssociationServer):
+        def server_bind(self) -> None:
+            if self.socket is not None:
+                self.socket.close()  # the one socketserver made; the shared one serves
+            self.socket = listening
+            self.server_address = listening.getsockname()
+
+        def server_activate(self) -> None:
+            pass  # listening already
+
+        def server_close(self) -> None:
+            # Close this process's descriptor only: a shutdown() would stop the others too.
+            listening.close()
+
+    return AdoptingServer
+
+
 class CarinaRequestHandler(RequestHandler):
     """Creates a :class:`CarinaAssociation` on a :class:`TunedAssociationSocket` for each
     connection (mirrors pynetdicom 3.0's ``RequestHandler._create_association``).
@@ -124,8 +155,13 @@ class CarinaRequestHandler(RequestHandler):
 class Listener:
     """The DICOM listener: ``start()`` serves in background threads, ``stop()`` ends it."""
 
-    def __init__(self, config: ListenerConfig | None = None) -> None:
+    def __init__(
+        self, config: ListenerConfig | None = None, listening: socket.socket | None = None
+    ) -> None:
+        """``listening``: a socket from :func:`shared_socket` to serve on, instead of binding
+        ``config.host:config.port``."""
         self.config = config or ListenerConfig.from_settings()
+        self._listening = listening
         self.ae = self._build_ae()
         self._server: ThreadedAssociationServer | None = None
         self._thread: threading.Thread | None = None
@@ -166,7 +202,11 @@ class Listener:
             (config.host, config.port),
             ssl_context=server_ssl_context(config.tls) if config.tls else None,
             evt_handlers=[*HANDLERS, *FIND_HANDLERS],
-            server_class=ThreadedAssociationServer,
+            server_class=(
+                ThreadedAssociationServer
+                if self._listening is None
+                else _adopting_server(self._listening)
+            ),
             request_handler=CarinaRequestHandler,
         )
         server.daemon_threads = True

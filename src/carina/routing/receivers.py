@@ -1,4 +1,5 @@
-"""Signal receivers: a stored instance is checked against the forwarding rules, and a
+"""Signal receivers: a stored instance is checked against the forwarding rules (which are
+asked for again once one is saved or deleted), and a
 worker that starts resumes what a stopped one left and beats its heartbeat until it stops
 (docs/routing.md)."""
 
@@ -8,6 +9,7 @@ import logging
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from carina.archive.signals import instance_stored
@@ -20,6 +22,14 @@ def _instance_stored(sender: Any, hospital_id: int, instance_id: int, **kwargs: 
     from carina.routing.rules import note_arrival
 
     note_arrival(hospital_id, instance_id)
+
+
+@receiver(post_save, sender="routing.ForwardingRule", dispatch_uid="carina.routing.rule_saved")
+@receiver(post_delete, sender="routing.ForwardingRule", dispatch_uid="carina.routing.rule_deleted")
+def _rule_changed(sender: Any, **kwargs: Any) -> None:
+    from carina.routing.rules import forget_rule_checks
+
+    forget_rule_checks()
 
 
 #: This process's heartbeat, while it runs as a worker.

@@ -4,6 +4,10 @@
 * When an instance is stored, :func:`note_arrival` checks it against the hospital's enabled
   rules and records a :class:`RuleMatch` for each rule it matches (unique per rule and
   instance). A rule "on every instance" has the match forwarded at once (a task).
+* A hospital found without enabled rules is not asked again for
+  :data:`NO_RULES_RECHECK_SECONDS` (an ingest of hundreds of objects per second would
+  otherwise ask for each); a rule saved or deleted in this process forgets that at once, and
+  one saved by another process is found by the next check or by the sweep.
 * The sweep (:func:`sweep_rules`, on every beat) also finds matches the arrival check could
   not record (a process killed between the ingest's commit and the check): it re-checks the
   instances received since its last run, minus a margin.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -73,11 +78,34 @@ def _record_matches(rule: ForwardingRule, rows: list[tuple[int, int]]) -> None:
     )
 
 
+#: Seconds a hospital found without enabled rules is taken to have none (module docstring).
+NO_RULES_RECHECK_SECONDS = 5.0
+#: Hospitals found without enabled rules, with the ``time.monotonic()`` of the check.
+_without_rules: dict[int, float] = {}
+
+
+def forget_rule_checks(*args: Any, **kwargs: Any) -> None:
+    """Ask again for every hospital's rules (a rule was saved or deleted)."""
+    _without_rules.clear()
+
+
+def _enabled_rules(hospital_id: int) -> list[ForwardingRule]:
+    checked = _without_rules.get(hospital_id)
+    if checked is not None and time.monotonic() - checked < NO_RULES_RECHECK_SECONDS:
+        return []
+    rules = list(ForwardingRule.objects.for_hospital(hospital_id).filter(enabled=True))
+    if rules:
+        _without_rules.pop(hospital_id, None)
+    else:
+        _without_rules[hospital_id] = time.monotonic()
+    return rules
+
+
 def note_arrival(hospital_id: int, instance_id: int) -> None:
     """Check a newly stored instance against the hospital's enabled rules (the receiver of
     ``instance_stored``); never raises into the ingest."""
     try:
-        rules = list(ForwardingRule.objects.for_hospital(hospital_id).filter(enabled=True))
+        rules = _enabled_rules(hospital_id)
         if not rules:
             return
         hospital = Hospital.objects.get(pk=hospital_id)

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 
 from carina.archive.ingest.errors import DuplicateConflictError, HierarchyConflictError
+from carina.archive.ingest.hot_path import append_to_known_series, merged_modalities
 from carina.archive.ingest.parse import ParsedObject
 from carina.archive.models import DemographicsMismatch, Instance, Patient, Series, Study
 from carina.tenancy.models import DuplicatePolicy, Hospital
@@ -138,9 +139,7 @@ def _series(
 
 
 def _add_modality(study: Study, modality: str) -> None:
-    modalities = {m for m in study.modalities_in_study.split("\\") if m}
-    if modality and modality not in modalities:
-        study.modalities_in_study = "\\".join(sorted(modalities | {modality}))
+    study.modalities_in_study = merged_modalities(study.modalities_in_study, modality)
 
 
 def recompute_modalities(study: Study) -> None:
@@ -206,28 +205,32 @@ def index_object(
 ) -> IndexOutcome:
     """Insert (or confirm, or replace) the instance row and update the counts, atomically.
 
-    The common case (a new instance in a known study and series) is: lock the study (with its
-    patient), read the series, insert the instance, update the series and the study.
+    The common case (a new instance in a known study and series) is
+    :func:`~carina.archive.ingest.hot_path.append_to_known_series`: lock the study (with its
+    patient) and read the series, insert the instance, update the series and the study. Every
+    other case takes the general path below, in the same transaction.
     """
+    columns = {
+        "sop_instance_uid": parsed.sop_instance_uid,
+        "sop_class_uid": parsed.sop_class_uid,
+        "transfer_syntax_uid": parsed.transfer_syntax_uid,
+        "blob_key": blob_key,
+        "size_bytes": size_bytes,
+        "sha256": sha256,
+        "source": source,
+        "source_detail": source_detail[:255],
+        "metadata": parsed.metadata,
+        **parsed.instance,
+    }
 
     def insert(series: Series) -> Instance:
         with transaction.atomic():  # a savepoint: a duplicate UID must not abort the rest
-            return Instance.objects.create(
-                hospital=hospital,
-                series=series,
-                sop_instance_uid=parsed.sop_instance_uid,
-                sop_class_uid=parsed.sop_class_uid,
-                transfer_syntax_uid=parsed.transfer_syntax_uid,
-                blob_key=blob_key,
-                size_bytes=size_bytes,
-                sha256=sha256,
-                source=source,
-                source_detail=source_detail[:255],
-                metadata=parsed.metadata,
-                **parsed.instance,
-            )
+            return Instance.objects.create(hospital=hospital, series=series, **columns)
 
     with transaction.atomic():
+        appended = append_to_known_series(hospital, parsed, columns)
+        if appended is not None:
+            return IndexOutcome(appended, "stored")
         study = _locked_study(hospital, parsed, name)
         series, series_created = _series(hospital, study, parsed, name)
         obsolete: str | None = None

@@ -31,6 +31,7 @@ from carina.archive.ingest.errors import (
     SOPClassMismatchError,
     StorageUnavailableError,
 )
+from carina.archive.ingest.hot_path import stored_copy
 from carina.archive.ingest.index import IndexOutcome, index_object
 from carina.archive.ingest.parse import ParsedObject, extract, read_header
 from carina.archive.ingest.validate import validate
@@ -158,16 +159,6 @@ def parse_staged(staged_file: StagedFile, name: str) -> ParsedObject:
     return parsed
 
 
-def _existing_same(hospital: Hospital, parsed: ParsedObject, sha256: str) -> Instance | None:
-    """An already stored identical object (same UID and bytes), found without writing."""
-    return (
-        Instance.objects.for_hospital(hospital)
-        .filter(sop_instance_uid=parsed.sop_instance_uid, sha256=sha256)
-        .only("pk", "size_bytes", "blob_key")
-        .first()
-    )
-
-
 def _result(
     outcome: IndexOutcome | Instance, status: IngestStatus, parsed: ParsedObject
 ) -> IngestResult:
@@ -232,7 +223,8 @@ def ingest(
                 f"the data set's SOP Class UID {parsed.sop_class_uid} differs from the "
                 f"announced {expected_sop_class_uid}",
             )
-        same = _existing_same(hospital, parsed, staged_file.sha256)
+        # An identical object already stored is acknowledged without writing anything.
+        same = stored_copy(hospital, parsed.sop_instance_uid, staged_file.sha256)
         if same is not None:
             return _result(same, IngestStatus.ALREADY_PRESENT, parsed)
         key = blob_key(

@@ -27,12 +27,16 @@ class FileSystemBlobStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._prefix = os.path.join(os.path.abspath(root), "")
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        """The file of ``key``; a key that would leave the folder (``..``, an absolute path)
+        is refused. Keys are made by Carina and never contain symbolic links, so the path is
+        normalised as text, without a system call per folder level."""
+        path = os.path.normpath(os.path.join(self._prefix, key))
+        if not path.startswith(self._prefix):
             raise BlobStorageError(f"blob key {key!r} leaves the storage folder")
-        return path
+        return Path(path)
 
     def put(self, key: str, staged: Path) -> None:
         target = self._path(key)

@@ -15,6 +15,7 @@ from pydicom.uid import generate_uid
 
 from carina.archive import signals
 from carina.archive.ingest import IngestError, IngestStatus, Origin, ingest
+from carina.archive.ingest import hot_path as append_module
 from carina.archive.ingest import index as index_module
 from carina.archive.ingest.errors import NotDicomError, StorageUnavailableError
 from carina.archive.models import Instance, Source, Study
@@ -71,9 +72,33 @@ def test_failure_while_indexing_rolls_back_and_removes_the_blob(
     received.clear()
     before = snapshot()
     monkeypatch.setattr(index_module, step, _raise)
-    for path in series[1:]:  # same series (existing rows) and a new series (new rows)
-        with pytest.raises(InjectedError):
-            ingest(path, hospital=hospital, origin=Origin(Source.IMPORT))
+    with pytest.raises(InjectedError):  # a new series of a known study: the general path
+        ingest(series[2], hospital=hospital, origin=Origin(Source.IMPORT))
+    assert snapshot() == before
+    assert received == []
+
+
+#: Steps of the common case (carina.archive.ingest.hot_path): before anything is written, and
+#: after the instance row and the series' count are written but before the study's.
+APPEND_STEPS = ["_archived_differs", "merged_modalities"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("step", APPEND_STEPS)
+def test_failure_while_appending_to_a_known_series_rolls_back_and_removes_the_blob(
+    step: str,
+    series: list[Path],
+    hospital: Hospital,
+    monkeypatch: pytest.MonkeyPatch,
+    snapshot: Callable[[], dict[str, object]],
+    received: list[dict[str, Any]],
+) -> None:
+    ingest(series[0], hospital=hospital, origin=Origin(Source.IMPORT))
+    received.clear()
+    before = snapshot()
+    monkeypatch.setattr(append_module, step, _raise)
+    with pytest.raises(InjectedError):  # the next image of the same series
+        ingest(series[1], hospital=hospital, origin=Origin(Source.IMPORT))
     assert snapshot() == before
     assert received == []
 

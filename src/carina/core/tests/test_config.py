@@ -15,6 +15,7 @@ def test_defaults_are_the_embedded_mode(tmp_path: Path) -> None:
     env = load_env({"CARINA_HOME": str(tmp_path)})
     assert (env.http_host, env.http_port) == ("127.0.0.1", 8000)
     assert (env.dicom_host, env.dicom_port, env.ae_title) == ("0.0.0.0", 11112, "CARINA")
+    assert env.dicom_processes == 2
     assert env.sqlite_path == tmp_path / "carina.sqlite3"
     assert env.storage.scheme == "file"
     assert env.storage.path == tmp_path / "blobs"
@@ -62,6 +63,8 @@ def test_server_mode_values_are_parsed() -> None:
         ({"CARINA_DEBUG": "maybe"}, "use true or false"),
         ({"CARINA_LOG_LEVEL": "LOUD"}, "CARINA_LOG_LEVEL='LOUD'"),
         ({"CARINA_WEB_WORKERS": "0"}, "between 1 and 64"),
+        ({"CARINA_DICOM_PROCESSES": "0"}, "CARINA_DICOM_PROCESSES"),
+        ({"CARINA_DICOM_PROCESSES": "two"}, "CARINA_DICOM_PROCESSES"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(

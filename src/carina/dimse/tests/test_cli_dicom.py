@@ -3,6 +3,8 @@ and, on SIGTERM, lets the association in progress finish before it exits."""
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,7 +76,57 @@ def test_carina_dicom_stores_and_stops_gracefully(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, output
-    assert f"Carina DICOM listener on {HOST}:{port}, AE titles: CARINA" in output
-    assert "Stopping the DICOM listener (1 association(s) in progress)" in output
+    assert f"Carina DICOM listener on {HOST}:{port}, AE titles: CARINA, 2 processes" in output
+    # Each of the 2 processes stops; one had the association in progress.
+    stopping = re.findall(r"Stopping DICOM listener process \d+ \((\d+) association", output)
+    assert sorted(stopping) == ["0", "1"], output
     assert "aborted" not in output
     assert Instance.objects.for_hospital(hospital).count() == 5
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_carina_dicom_serves_on_several_processes_and_exits_when_one_dies(
+    tmp_path: Path, settings: Any, hospital: Hospital
+) -> None:
+    port = free_port()
+    env = child_env(
+        tmp_path / "home",
+        storage_url=f"file://{settings.CARINA_STORAGE.path}",
+        CARINA_DICOM_HOST=HOST,
+        CARINA_DICOM_PORT=str(port),
+        CARINA_DICOM_PROCESSES="3",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carina", "dicom"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert _wait_until(lambda: dcmtk("echoscu", *scu_args(port)).returncode == 0, 60)
+        assert _wait_until(lambda: len(_children(proc.pid)) == 2, 10)
+        # Six associations at once, each with two images: all stored, whichever process.
+        folders = [write_series(tmp_path / f"s{i}", 2) for i in range(6)]
+        senders = [
+            subprocess.Popen(["storescu", *scu_args(port), *map(str, files)]) for files in folders
+        ]
+        assert [sender.wait(60) for sender in senders] == [0] * 6
+        assert Instance.objects.for_hospital(hospital).count() == 12
+        # One process dies (killed): the command stops the others and exits with 1.
+        victim = _children(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, output
+    assert f"DICOM listener process {victim} exited; stopping the others" in output
+    assert dcmtk("echoscu", *scu_args(port)).returncode != 0

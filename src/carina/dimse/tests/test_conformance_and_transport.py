@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 
 import pytest
@@ -30,6 +31,7 @@ from carina.dimse.conformance import (
 from carina.dimse.handlers import error_comment
 from carina.dimse.listener import Listener
 from carina.dimse.tests.conftest import HOST, SCU_AE
+from carina.dimse.tests.rawpeer import RawPeer
 from carina.dimse.transport import TCP_QUICKACK, TunedAssociationSocket
 
 SC = "1.2.840.10008.5.1.4.1.1.7"
@@ -157,3 +159,24 @@ def test_an_answer_is_taken_only_by_the_request_that_waits_for_it(
         finally:
             assoc._reactor_checkpoint.set()
         assert assoc.send_c_echo().Status == 0x0000  # and the association goes on
+
+
+@pytest.mark.django_db(transaction=True)
+def test_idle_associations_leave_the_listener_asleep(listener: Listener) -> None:
+    """Associations that send nothing cost the listener (practically) no CPU: its loops wait
+    for the socket and their queues instead of polling every millisecond, as pynetdicom's do
+    (carina.dimse.wakeups). Eight idle associations polled away about a fifth of a core."""
+    peers = [RawPeer(listener.port) for _ in range(8)]
+    try:
+        for peer in peers:
+            peer.associate([(CT, ExplicitVRLittleEndian)])
+        time.sleep(0.3)  # the associations are set up and idle
+        before = time.process_time()
+        time.sleep(1.0)
+        used = time.process_time() - before
+        # Still served: a C-ECHO on a fresh association is answered.
+        assert scu.echo(HOST, listener.port, "CARINA", SCU_AE).status == 0x0000
+    finally:
+        for peer in peers:
+            peer.release()
+    assert used < 0.05, f"{used:.3f} s of CPU in 1 s with 8 idle associations"

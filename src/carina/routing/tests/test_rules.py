@@ -166,6 +166,29 @@ def test_each_instance_is_forwarded_once_per_rule_even_when_the_arrival_check_wa
     assert all(t.status == TransferStatus.QUEUED for t in created)
 
 
+def test_a_rule_saved_while_images_arrive_applies_to_the_next_image_at_once(
+    hospital: Hospital, tmp_path: Path
+) -> None:
+    """The arrival check remembers a hospital without rules for a few seconds; saving or
+    deleting a rule makes it ask again at once."""
+    modality = Modality(hospital, tmp_path)
+    study_uid = generate_uid()
+    before = modality.store(study_uid)  # no rule yet: remembered as "no rules"
+    node = add_destination(hospital, "a", "AAA", 11112)
+    rule = do_save_rule(hospital, "everything", RuleFields(trigger="instance"), [node])
+    after = modality.store(study_uid)
+    assert (
+        list(
+            RuleMatch.objects.filter(rule=rule).values_list("instance__sop_instance_uid", flat=True)
+        )
+        == after
+    )
+    assert before != after
+    rule.delete()
+    unmatched = modality.store(study_uid)
+    assert not RuleMatch.objects.filter(instance__sop_instance_uid__in=unmatched).exists()
+
+
 def test_rules_are_checked_when_saved(hospital: Hospital, other_hospital: Hospital) -> None:
     node = add_destination(hospital, "a", "AAA", 11112)
     with pytest.raises(RuleError, match="not an indexed key"):
