@@ -394,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
     text = f"""{SECTION_TITLE}
 
 Measured on {started:%Y-%m-%d} with `.venv/bin/python benchmarks/cstore_floor.py` ({git_tree()};
-this script measures no Carina code).
+of Carina's code, only its DICOM listener runs here, in the Python DIMSE column).
 
 Machine: {machine(versions)}. Everything on loopback and the same local disk.
 

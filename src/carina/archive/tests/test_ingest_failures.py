@@ -7,6 +7,7 @@ import errno
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from pydicom.uid import generate_uid
 
 from carina.archive import signals
 from carina.archive.ingest import IngestError, IngestStatus, Origin, ingest
-from carina.archive.ingest import hot_path as append_module
+from carina.archive.ingest import hot_path as hot_path_module
 from carina.archive.ingest import index as index_module
 from carina.archive.ingest.errors import NotDicomError, StorageUnavailableError
 from carina.archive.models import Instance, Source, Study
@@ -55,13 +56,24 @@ def _raise(*args: object, **kwargs: object) -> None:
     raise InjectedError("injected")
 
 
-INDEX_STEPS = ["_record_mismatches", "_locked_study", "_series", "_add_modality"]
+#: Steps of the general path, met by a new series of a known study (the third file).
+INDEX_GENERAL_STEPS = ["_record_mismatches", "_locked_study", "_series", "_add_modality"]
+#: Those, and steps of the common case (carina.archive.ingest.hot_path), met by the next image
+#: of a known series (the second file): before anything is written, and after the instance
+#: row and the series' count are written but before the study's.
+INDEX_STEPS = [
+    *((index_module, step, 2) for step in INDEX_GENERAL_STEPS),
+    (hot_path_module, "_archived_differs", 1),
+    (hot_path_module, "merged_modalities", 1),
+]
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("step", INDEX_STEPS)
+@pytest.mark.parametrize(("module", "step", "index"), INDEX_STEPS)
 def test_failure_while_indexing_rolls_back_and_removes_the_blob(
+    module: ModuleType,
     step: str,
+    index: int,
     series: list[Path],
     hospital: Hospital,
     monkeypatch: pytest.MonkeyPatch,
@@ -71,34 +83,9 @@ def test_failure_while_indexing_rolls_back_and_removes_the_blob(
     ingest(series[0], hospital=hospital, origin=Origin(Source.IMPORT))
     received.clear()
     before = snapshot()
-    monkeypatch.setattr(index_module, step, _raise)
-    with pytest.raises(InjectedError):  # a new series of a known study: the general path
-        ingest(series[2], hospital=hospital, origin=Origin(Source.IMPORT))
-    assert snapshot() == before
-    assert received == []
-
-
-#: Steps of the common case (carina.archive.ingest.hot_path): before anything is written, and
-#: after the instance row and the series' count are written but before the study's.
-APPEND_STEPS = ["_archived_differs", "merged_modalities"]
-
-
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("step", APPEND_STEPS)
-def test_failure_while_appending_to_a_known_series_rolls_back_and_removes_the_blob(
-    step: str,
-    series: list[Path],
-    hospital: Hospital,
-    monkeypatch: pytest.MonkeyPatch,
-    snapshot: Callable[[], dict[str, object]],
-    received: list[dict[str, Any]],
-) -> None:
-    ingest(series[0], hospital=hospital, origin=Origin(Source.IMPORT))
-    received.clear()
-    before = snapshot()
-    monkeypatch.setattr(append_module, step, _raise)
-    with pytest.raises(InjectedError):  # the next image of the same series
-        ingest(series[1], hospital=hospital, origin=Origin(Source.IMPORT))
+    monkeypatch.setattr(module, step, _raise)
+    with pytest.raises(InjectedError):
+        ingest(series[index], hospital=hospital, origin=Origin(Source.IMPORT))
     assert snapshot() == before
     assert received == []
 

@@ -35,17 +35,15 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_carina_dicom_stores_and_stops_gracefully(
-    tmp_path: Path, settings: Any, hospital: Hospital
-) -> None:
+def _start(tmp_path: Path, settings: Any, **environ: str) -> tuple[int, subprocess.Popen[str]]:
+    """``carina dicom`` on a free port of 127.0.0.1, answering C-ECHO; (port, process)."""
     port = free_port()
     env = child_env(
         tmp_path / "home",
         storage_url=f"file://{settings.CARINA_STORAGE.path}",
         CARINA_DICOM_HOST=HOST,
         CARINA_DICOM_PORT=str(port),
+        **environ,
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "carina", "dicom"],
@@ -54,8 +52,20 @@ def test_carina_dicom_stores_and_stops_gracefully(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    if not _wait_until(lambda: dcmtk("echoscu", *scu_args(port)).returncode == 0, 60):
+        proc.kill()
+        output, _ = proc.communicate()
+        pytest.fail(f"carina dicom did not answer C-ECHO within 60 s:\n{output}")
+    return port, proc
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_carina_dicom_stores_and_stops_gracefully(
+    tmp_path: Path, settings: Any, hospital: Hospital
+) -> None:
+    port, proc = _start(tmp_path, settings)
     try:
-        assert _wait_until(lambda: dcmtk("echoscu", *scu_args(port)).returncode == 0, 60)
         first = write_series(tmp_path / "first", 3)
         stored = dcmtk("storescu", *scu_args(port), *map(str, first))
         assert stored.returncode == 0, stored.stderr
@@ -94,23 +104,8 @@ def _children(pid: int) -> list[int]:
 def test_carina_dicom_serves_on_several_processes_and_exits_when_one_dies(
     tmp_path: Path, settings: Any, hospital: Hospital
 ) -> None:
-    port = free_port()
-    env = child_env(
-        tmp_path / "home",
-        storage_url=f"file://{settings.CARINA_STORAGE.path}",
-        CARINA_DICOM_HOST=HOST,
-        CARINA_DICOM_PORT=str(port),
-        CARINA_DICOM_PROCESSES="3",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "carina", "dicom"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    port, proc = _start(tmp_path, settings, CARINA_DICOM_PROCESSES="3")
     try:
-        assert _wait_until(lambda: dcmtk("echoscu", *scu_args(port)).returncode == 0, 60)
         assert _wait_until(lambda: len(_children(proc.pid)) == 2, 10)
         # Six associations at once, each with two images: all stored, whichever process.
         folders = [write_series(tmp_path / f"s{i}", 2) for i in range(6)]
