@@ -11,6 +11,8 @@ SIGTERM or Ctrl-C stops it gracefully: no new association is accepted, associati
 progress finish (up to the grace period), then the process exits; the first process passes
 the signal on and waits for the others. If one of them dies, the others stop too and the
 command exits with 1, so that whatever supervises it (``carina serve``, systemd) restarts it.
+If the first process itself is killed (SIGKILL passes nothing on), the others notice within
+a second and stop, so that the port is free for the restart.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def run_dicom() -> int:
         if pid == 0:
             code = 1
             try:
-                code = _serve(config, listening, banner=None, others=[])
+                code = _serve(config, listening, banner=None, others=[], parent=os.getppid())
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -73,9 +75,11 @@ def _serve(
     *,
     banner: str | None,
     others: list[int],
+    parent: int | None = None,
 ) -> int:
-    """Run one listener process until a signal (or, in the first process, until another
-    process dies); returns the exit code."""
+    """Run one listener process until a signal, or until another process dies: in the first
+    process, one of ``others``; in the others, the first (``parent``), which may have been
+    killed without passing a signal on. Returns the exit code."""
     listener = Listener(config, listening)
     try:
         listener.start()
@@ -98,6 +102,10 @@ def _serve(
             sys.stderr.write(
                 f"carina: DICOM listener process {dead} exited; stopping the others.\n"
             )
+            code = 1
+            break
+        if parent is not None and os.getppid() != parent:
+            sys.stderr.write("carina: the first DICOM listener process is gone; stopping.\n")
             code = 1
             break
     _stop_others(others)

@@ -125,3 +125,33 @@ def test_carina_dicom_serves_on_several_processes_and_exits_when_one_dies(
     assert proc.returncode == 1, output
     assert f"DICOM listener process {victim} exited; stopping the others" in output
     assert dcmtk("echoscu", *scu_args(port)).returncode != 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_when_the_first_process_is_killed_the_others_stop_and_free_the_port(
+    tmp_path: Path, settings: Any, hospital: Hospital
+) -> None:
+    port, proc = _start(tmp_path, settings)
+    try:
+        assert _wait_until(lambda: len(_children(proc.pid)) == 1, 10)
+        (child,) = _children(proc.pid)
+        proc.kill()  # SIGKILL: nothing is passed on
+        proc.communicate(timeout=30)
+
+        def gone() -> bool:
+            return not Path(f"/proc/{child}").exists() or "Z" in _state(child)
+
+        assert _wait_until(gone, 30), "the other listener process still runs"
+        assert dcmtk("echoscu", *scu_args(port)).returncode != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
