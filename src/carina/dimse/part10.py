@@ -55,22 +55,25 @@ def file_meta_bytes(
     return PREAMBLE + _GROUP_LENGTH_HEADER + struct.pack("<I", len(body)) + body
 
 
-def _offset_in(head: bytes) -> int | None:
-    """The data set's offset from a spooled file's first 144 bytes, if its file meta group
-    starts with its group length (pynetdicom writes it so)."""
+def _seek_data_set(handle: BinaryIO, path: Path) -> int:
+    """Move ``handle`` (open on ``path``, at its start) to where the data set starts, and
+    return that offset: after the preamble and the file meta group, whose length the group's
+    first element gives (pynetdicom writes it so). A file that does not start that way is read
+    by pynetdicom's own parser instead."""
+    head = handle.read(len(PREAMBLE) + 12)
     if head[:132] == PREAMBLE and head[132:140] == _GROUP_LENGTH_HEADER:
         (length,) = struct.unpack("<I", head[140:144])
-        return len(PREAMBLE) + 12 + int(length)
-    return None
+        offset = len(PREAMBLE) + 12 + int(length)
+    else:
+        offset = int(split_dataset(path)[1])
+    handle.seek(offset)
+    return offset
 
 
 def data_set_offset(path: Path) -> int:
-    """Where the data set starts in a file that pynetdicom spooled: after its preamble and
-    its file meta group, whose length the group's first element gives. A file that does not
-    start that way is read by pynetdicom's own parser instead."""
+    """Where the data set starts in a file that pynetdicom spooled (:func:`_seek_data_set`)."""
     with path.open("rb") as handle:
-        offset = _offset_in(handle.read(len(PREAMBLE) + 12))
-    return int(split_dataset(path)[1]) if offset is None else offset
+        return _seek_data_set(handle, path)
 
 
 class _Part10Reader:
@@ -100,6 +103,5 @@ def part10_stream(
         source_ae=source_ae,
     )
     with dataset_path.open("rb") as body:
-        offset = _offset_in(body.read(len(PREAMBLE) + 12))
-        body.seek(int(split_dataset(dataset_path)[1]) if offset is None else offset)
+        _seek_data_set(body, dataset_path)
         yield cast(BinaryIO, _Part10Reader(header, body))

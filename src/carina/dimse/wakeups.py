@@ -3,9 +3,9 @@
 pynetdicom 3.0 runs each association as two polling loops. The DUL thread (PS3.8 9.2, the
 state machine) sleeps 1 ms whenever a turn found nothing to do, and the association's
 reactor, which serves the DIMSE messages, sleeps 1 ms on every turn. A C-STORE crosses them
-three times (request in, message to the reactor, response out), so each object waited about
-2 ms for nothing: a bare pynetdicom receiver that answers every C-STORE at once managed about
-360 objects per second here, where DCMTK's storescp takes 1,300.
+three times (request in, message to the reactor, response out), and each time it could wait
+for a sleep to end. What a listener that answers every C-STORE at once costs per object is
+measured in BENCHMARKS.md (the "Python DIMSE" column of the floor table).
 
 Here the loops wait for what they wait for instead:
 

@@ -12,17 +12,12 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 
+from carina.archive.ingest.demographics import DEMOGRAPHICS, differs
 from carina.archive.ingest.errors import DuplicateConflictError, HierarchyConflictError
 from carina.archive.ingest.hot_path import append_to_known_series, merged_modalities
 from carina.archive.ingest.parse import ParsedObject
 from carina.archive.models import DemographicsMismatch, Instance, Patient, Series, Study
 from carina.tenancy.models import DuplicatePolicy, Hospital
-
-_DEMOGRAPHICS = [
-    ("patient_name", "PatientName"),
-    ("patient_birth_date", "PatientBirthDate"),
-    ("patient_sex", "PatientSex"),
-]
 
 
 @dataclass(frozen=True)
@@ -39,9 +34,9 @@ class IndexOutcome:
 def _record_mismatches(hospital: Hospital, patient: Patient, parsed: ParsedObject) -> None:
     """Record each demographic the object states differently from the archived patient."""
     fields = parsed.patient
-    for attr, keyword in _DEMOGRAPHICS:
+    for attr, keyword in DEMOGRAPHICS:
         archived, received = getattr(patient, attr), fields[attr]
-        if received not in (None, "") and archived != received:
+        if differs(archived, received):
             DemographicsMismatch.objects.create(
                 hospital=hospital,
                 patient=patient,

@@ -63,7 +63,7 @@ INDEX_GENERAL_STEPS = ["_record_mismatches", "_locked_study", "_series", "_add_m
 #: row and the series' count are written but before the study's.
 INDEX_STEPS = [
     *((index_module, step, 2) for step in INDEX_GENERAL_STEPS),
-    (hot_path_module, "_archived_differs", 1),
+    (hot_path_module, "differs", 1),
     (hot_path_module, "merged_modalities", 1),
 ]
 
